@@ -1,0 +1,71 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/**
+ * Every error a client can see, with its HTTP and gRPC status side by side.
+ * Codes are stable: clients match on them, so never rename one.
+ * Add a row here rather than picking a status at the throw site.
+ */
+export const ERROR_CATALOG = {
+  // request shape
+  invalid_request: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Invalid request' },
+  invalid_base64: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Invalid base64' },
+  empty_image: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Empty image' },
+  invalid_latent: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Invalid latent tensor' },
+  unsupported_dtype: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Unsupported dtype' },
+  invalid_class: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Invalid class label' },
+  // media
+  unsupported_media_type: { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Unsupported media type' },
+  unsupported_image_format: { http: 415, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Unsupported or unrecognised image format' },
+  not_acceptable: { http: 406, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Not acceptable' },
+  corrupt_image: { http: 422, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Corrupt or truncated image' },
+  image_geometry: { http: 422, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Image size or aspect ratio not accepted' },
+  // limits
+  image_too_large: { http: 413, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Image has too many pixels' },
+  body_too_large: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, title: 'Request body too large' },
+  too_many_items: { http: 413, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Too many images or latents in one request' },
+  limit_exceeded: { http: 422, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'A parameter is over its limit' },
+  // routing and load
+  model_not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND, title: 'Model not found' },
+  not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND, title: 'Not found' },
+  method_not_allowed: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED, title: 'Method not allowed' },
+  queue_full: { http: 503, grpc: GrpcStatus.RESOURCE_EXHAUSTED, title: 'Server busy: queue full' },
+  not_ready: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Models not loaded yet' },
+  cancelled: { http: 499, grpc: GrpcStatus.CANCELLED, title: 'Request cancelled by the client' },
+  // ours
+  inference_failed: { http: 500, grpc: GrpcStatus.INTERNAL, title: 'Inference failed' },
+  internal: { http: 500, grpc: GrpcStatus.INTERNAL, title: 'Internal error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** The one error type the service throws on purpose; transports map it via ERROR_CATALOG. */
+export class ServiceError extends Error {
+  readonly code: ErrorCode;
+  /** Extra machine-readable fields, e.g. { limit: 4194304, actual: 5000000 }. */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'ServiceError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CATALOG[this.code].http;
+  }
+
+  get grpcStatus(): number {
+    return ERROR_CATALOG[this.code].grpc;
+  }
+
+  get title(): string {
+    return ERROR_CATALOG[this.code].title;
+  }
+}
+
+/** Anything not thrown as a ServiceError is our fault: 500 / INTERNAL, message kept out of replies. */
+export function toServiceError(err: unknown): ServiceError {
+  if (err instanceof ServiceError) return err;
+  return new ServiceError('internal', 'Internal error', {});
+}
