@@ -1,0 +1,83 @@
+import type { Config } from '../config';
+import { ServiceError } from '../errors';
+import { prepareImage, type WarnLogger } from '../intake';
+import type { ModelHandle, PreparedImage, ResizePolicy, Tensor } from '../types';
+import type { LatentSpace } from './options';
+
+/** What the client is told about each input image. */
+export interface ImageInfo {
+  sourceWidth: number;
+  sourceHeight: number;
+  sourceFormat: string;
+  frames: number;
+  warnings: string[];
+}
+
+export interface EncodeOutcome {
+  /** [N, Cz, h, w] in the requested space. */
+  latents: Tensor;
+  images: ImageInfo[];
+}
+
+type Limits = Pick<Config, 'maxImagesPerRequest' | 'maxImagePixels'>;
+
+/** Refuses an empty request or one over MAX_IMAGES_PER_REQUEST before any image is read. */
+export function checkImageCount(count: number, limits: Limits): void {
+  if (count === 0) throw new ServiceError('invalid_request', 'No images in the request');
+  if (count > limits.maxImagesPerRequest) {
+    throw new ServiceError(
+      'too_many_items',
+      `${count} images in one request; the limit is MAX_IMAGES_PER_REQUEST = ` +
+        `${limits.maxImagesPerRequest}`,
+      { limit: limits.maxImagesPerRequest, actual: count },
+    );
+  }
+}
+
+/**
+ * Images (any supported file format) -> latents. A failure names the image's index, so a
+ * client sending a batch knows which one to fix.
+ */
+export async function encodeImages(
+  handle: ModelHandle,
+  files: Buffer[],
+  options: { resize: ResizePolicy; space: LatentSpace },
+  limits: Limits,
+  signal?: AbortSignal,
+  log?: WarnLogger,
+): Promise<EncodeOutcome> {
+  checkImageCount(files.length, limits);
+  const prepared = await Promise.all(
+    files.map((bytes, index) =>
+      prepareImage(bytes, handle.imageSpec, {
+        resize: options.resize,
+        maxPixels: limits.maxImagePixels,
+        log,
+      }).catch((err: unknown) => {
+        throw withIndex(err, index, files.length);
+      }),
+    ),
+  );
+  const raw = await handle.encode(stack(prepared, handle), signal);
+  const latents = options.space === 'normalized' ? handle.normalizeLatents(raw) : raw;
+  return { latents, images: prepared.map(infoOf) };
+}
+
+function stack(images: PreparedImage[], handle: ModelHandle): Tensor {
+  const { channels, height, width } = handle.imageSpec;
+  const size = channels * height * width;
+  const data = new Float32Array(images.length * size);
+  images.forEach((image, i) => data.set(image.data, i * size));
+  return { data, shape: [images.length, channels, height, width] };
+}
+
+function infoOf(image: PreparedImage): ImageInfo {
+  const { sourceWidth, sourceHeight, sourceFormat, frames, warnings } = image;
+  return { sourceWidth, sourceHeight, sourceFormat, frames, warnings };
+}
+
+/** Prefixes "image i: " in a batch, keeping code and details; other errors pass unchanged. */
+export function withIndex(err: unknown, index: number, total: number): unknown {
+  if (!(err instanceof ServiceError) || total === 1) return err;
+  return new ServiceError(err.code, `image ${index}: ${err.message}`, { ...err.details, index });
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { ServiceError, toServiceError } from '../errors';
+import type { Logger } from '../logger';
+
+/** Per-call state, the gRPC twin of http/request-context. */
+export interface CallState {
+  id: string;
+  log: Logger;
+  /** Aborts on client cancellation or when the call's deadline passes. */
+  signal: AbortSignal;
+  model?: string;
+  images?: number;
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface CallContext {
+  state: CallState;
+  /** Logs the call's one line and releases its timer; returns the status to send. */
+  finish(err?: unknown): grpc.StatusObject;
+}
+
+/** Starts a call: id (safe x-request-id metadata or a UUID), child logger, abort signal. */
+export function startCall(call: AnyCall, rpc: string, logger: Logger): CallContext {
+  const incoming = call.metadata.get('x-request-id')[0];
+  const id = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  const aborter = new AbortController();
+  const state: CallState = { id, log: logger.child({ reqId: id }), signal: aborter.signal };
+  const started = process.hrtime.bigint();
+
+  call.on('cancelled', () => aborter.abort(new Error('client cancelled the call')));
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(deadlineMs)) {
+    const abortAtDeadline = () => aborter.abort(new Error('deadline exceeded'));
+    timer = setTimeout(abortAtDeadline, Math.max(0, deadlineMs - Date.now()));
+  }
+
+  function finish(err?: unknown): grpc.StatusObject {
+    clearTimeout(timer);
+    const metadata = new grpc.Metadata();
+    metadata.set('x-request-id', id);
+    let status: grpc.StatusObject = { code: grpc.status.OK, details: 'OK', metadata };
+    let code: string | undefined;
+    if (err !== undefined) {
+      if (!(err instanceof ServiceError)) state.log.error({ err }, 'unhandled error');
+      const e = toServiceError(err);
+      code = e.code;
+      metadata.set('error-code', e.code);
+      status = { code: e.grpcStatus, details: e.message, metadata };
+    }
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const line = {
+      rpc,
+      grpcStatus: status.code,
+      durationMs: Math.round(durationMs * 10) / 10,
+      model: state.model,
+      images: state.images,
+      code,
+      aborted: aborter.signal.aborted || undefined,
+    };
+    if (status.code === grpc.status.INTERNAL) state.log.error(line, 'rpc');
+    else state.log.info(line, 'rpc');
+    return status;
+  }
+  return { state, finish };
+}
+
+/**
+ * Wraps an async unary handler: exactly one callback, with the catalog status on failure.
+ * (Returning right after the error callback avoids the double-callback bug.)
+ */
+export function unary<Req, Res>(
+  rpc: string,
+  logger: Logger,
+  run: (request: Req, state: CallState) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return function handleUnary(call, callback) {
+    const ctx = startCall(call as AnyCall, rpc, logger);
+    run(call.request, ctx.state).then(
+      (reply) => {
+        const status = ctx.finish();
+        callback(null, reply, status.metadata);
+      },
+      (err: unknown) => {
+        callback(ctx.finish(err));
+      },
+    );
+  };
+}

@@ -1,0 +1,105 @@
+import * as grpc from '@grpc/grpc-js';
+import { decodeLatents, imagesToFiles } from '../api/decode';
+import { checkImageCount, encodeImages } from '../api/encode';
+import { describeModel } from '../api/model-info';
+import {
+  DEFAULT_FORMAT,
+  DEFAULT_RESIZE,
+  DEFAULT_SPACE,
+  LATENT_DTYPES,
+  MEDIA_TYPES,
+  pickOption,
+} from '../api/options';
+import type { ModelHandle } from '../types';
+import { unary } from './call-context';
+import { modelFor, type GrpcDeps } from './deps';
+import { formatFromProto, resizeFromProto, samplerToProto, spaceFromProto, spaceToProto } from './enums';
+import { generateHandler } from './generate';
+import { tensorFromMessage, tensorToMessage, type TensorMessage } from './tensor';
+
+interface EncodeRequest {
+  model?: string;
+  images?: Buffer[];
+  resize?: string;
+  latentSpace?: string;
+  dtype?: string;
+}
+
+interface DecodeRequest {
+  model?: string;
+  latents?: TensorMessage;
+  latentSpace?: string;
+  format?: string;
+}
+
+/** ModelInfo in proto shape. */
+export function modelInfoMessage(handle: ModelHandle) {
+  const info = describeModel(handle);
+  const [lo, hi] = info.sampler.cfgInterval;
+  return {
+    name: info.name,
+    description: info.description,
+    image: info.image,
+    latentShape: info.latent.shape,
+    latentMean: info.latent.mean,
+    latentScale: info.latent.scale,
+    classes: info.classes,
+    sampler: {
+      sampler: samplerToProto(info.sampler.sampler),
+      steps: info.sampler.steps,
+      cfgScale: info.sampler.cfgScale,
+      cfgInterval: { lo, hi },
+      shift: info.sampler.shift,
+    },
+    providers: info.providers,
+  };
+}
+
+/** The service implementation for dmvae.v1.Dmvae. */
+export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation {
+  const { logger, config } = deps;
+  return {
+    Encode: unary<EncodeRequest, unknown>('Encode', logger, async (request, state) => {
+      const handle = modelFor(deps, request.model, state);
+      const images = request.images ?? [];
+      state.images = images.length;
+      checkImageCount(images.length, config);
+      const dtype = pickOption('dtype', request.dtype, LATENT_DTYPES, 'float32');
+      const space = spaceFromProto(request.latentSpace) ?? DEFAULT_SPACE;
+      const resize = resizeFromProto(request.resize) ?? DEFAULT_RESIZE;
+      const outcome = await encodeImages(
+        handle,
+        images,
+        { resize, space },
+        config,
+        state.signal,
+        state.log,
+      );
+      return {
+        latents: tensorToMessage(outcome.latents, dtype),
+        latentSpace: spaceToProto(space),
+        images: outcome.images,
+      };
+    }),
+
+    Decode: unary<DecodeRequest, unknown>('Decode', logger, async (request, state) => {
+      const handle = modelFor(deps, request.model, state);
+      const latents = tensorFromMessage(request.latents);
+      state.images = latents.shape.length === 3 ? 1 : latents.shape[0];
+      const space = spaceFromProto(request.latentSpace) ?? DEFAULT_SPACE;
+      const format = formatFromProto(request.format) ?? DEFAULT_FORMAT;
+      const images = await decodeLatents(handle, latents, space, config, state.signal);
+      return { images: await imagesToFiles(handle, images, format), mediaType: MEDIA_TYPES[format] };
+    }),
+
+    Generate: generateHandler(deps),
+
+    ListModels: unary<unknown, unknown>('ListModels', logger, async () => ({
+      models: deps.registry.list().map(modelInfoMessage),
+    })),
+
+    GetModel: unary<{ model?: string }, unknown>('GetModel', logger, async (request, state) =>
+      modelInfoMessage(modelFor(deps, request.model, state)),
+    ),
+  };
+}

@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Config } from '../config';
+import { ServiceError } from '../errors';
+import type { Logger } from '../logger';
+import type { ModelRegistry } from '../types';
+import { handleError, methodNotAllowed, notFound } from './problem';
+import { requestContext } from './request-context';
+import { decodeRoute } from './routes/decode';
+import { encodeRoute } from './routes/encode';
+import { generateRoute } from './routes/generate';
+import { healthz, readyzRoute } from './routes/health';
+import { getModelRoute, listModelsRoute } from './routes/models';
+
+export interface HttpDeps {
+  registry: ModelRegistry;
+  config: Config;
+  logger: Logger;
+}
+
+/** openapi.yaml sits at the repository root, two levels above both src/http and dist/http. */
+export const OPENAPI_PATH = path.join(__dirname, '..', '..', 'openapi.yaml');
+
+/**
+ * The HTTP API as an express app, without a listening socket, so tests can drive it
+ * in-process (supertest) and main.ts can mount it on a server.
+ * @example const app = createHttpApp({ registry, config, logger }); http.createServer(app).listen(8080);
+ */
+export function createHttpApp(deps: HttpDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext(deps.logger));
+
+  const openapi = readFileSync(OPENAPI_PATH);
+  app
+    .route('/openapi.yaml')
+    .get((_req, res) => void res.type('application/yaml').send(openapi))
+    .all(methodNotAllowed('GET'));
+  app.route('/healthz').get(healthz).all(methodNotAllowed('GET'));
+  app.route('/readyz').get(readyzRoute(deps)).all(methodNotAllowed('GET'));
+
+  // Model routes need loaded models; until then 503 not_ready, like /readyz.
+  app.use('/v1/models', function requireReady(_req: Request, _res: Response, next: NextFunction) {
+    if (!deps.registry.isReady()) throw new ServiceError('not_ready', 'Models are still loading');
+    next();
+  });
+  app.route('/v1/models').get(listModelsRoute(deps)).all(methodNotAllowed('GET'));
+  app.route('/v1/models/:model').get(getModelRoute(deps)).all(methodNotAllowed('GET'));
+  app.route('/v1/models/:model/encode').post(encodeRoute(deps)).all(methodNotAllowed('POST'));
+  app.route('/v1/models/:model/decode').post(decodeRoute(deps)).all(methodNotAllowed('POST'));
+  app.route('/v1/models/:model/generate').post(generateRoute(deps)).all(methodNotAllowed('POST'));
+
+  app.use(notFound);
+  app.use(handleError);
+  return app;
+}

@@ -1,0 +1,139 @@
+import type { Request, Response } from 'express';
+import multer from 'multer';
+import { ServiceError } from '../errors';
+
+/** The media type of the request without parameters, lower case; '' when absent. */
+export function mediaTypeOf(req: Request): string {
+  const header = req.get('content-type') ?? '';
+  return header.split(';')[0].trim().toLowerCase();
+}
+
+/** Refuses a Content-Type the route does not take (415), naming the ones it does. */
+export function requireMediaType(req: Request, accepted: string[]): string {
+  const type = mediaTypeOf(req);
+  const ok = accepted.some((a) => (a.endsWith('/*') ? type.startsWith(a.slice(0, -1)) : a === type));
+  if (!ok) {
+    throw new ServiceError(
+      'unsupported_media_type',
+      `Content-Type ${type || '(none)'} is not accepted here; send one of: ${accepted.join(', ')}`,
+      { contentType: type || null, accepted },
+    );
+  }
+  return type;
+}
+
+function tooLarge(limit: number, actual?: number): ServiceError {
+  const size = actual === undefined ? 'more than that' : `${actual} bytes`;
+  return new ServiceError(
+    'body_too_large',
+    `Request body is ${size}; the limit is MAX_BODY_BYTES = ${limit} bytes`,
+    { limit, ...(actual === undefined ? {} : { actual }) },
+  );
+}
+
+/**
+ * Reads the whole body, refusing more than `limit` bytes. On overflow the rest is drained,
+ * not stored, so the client can finish sending and read the 413.
+ */
+export function readBody(req: Request, limit: number): Promise<Buffer> {
+  const declared = Number(req.get('content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.reject(tooLarge(limit, declared));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        chunks.length = 0;
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', (err) => {
+      if (!failed) reject(err);
+      failed = true;
+    });
+  });
+}
+
+/** JSON.parse with a 400 that quotes the parser (which names the position). */
+export function parseJson(body: Buffer): unknown {
+  if (body.length === 0) throw new ServiceError('invalid_request', 'Empty body; expected JSON');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new ServiceError('invalid_request', `Malformed JSON: ${(err as Error).message}`);
+  }
+}
+
+export interface MultipartBody {
+  files: Buffer[];
+  fields: Record<string, string>;
+}
+
+const MULTER_CODES: Record<string, ServiceError['code']> = {
+  LIMIT_FILE_COUNT: 'too_many_items',
+  LIMIT_PART_COUNT: 'too_many_items',
+  LIMIT_FILE_SIZE: 'body_too_large',
+};
+
+/**
+ * Parses an already-read multipart body (so the byte limit is the one readBody applied) into
+ * its file parts in order and its text fields.
+ */
+export function parseMultipart(
+  req: Request,
+  res: Response,
+  body: Buffer,
+  limits: { maxFiles: number; maxBytes: number; maxFields: number },
+): Promise<MultipartBody> {
+  const upload = multer({
+    storage: multer.memoryStorage(),
+    limits: {
+      files: limits.maxFiles,
+      fileSize: limits.maxBytes,
+      fields: limits.maxFields,
+      fieldSize: 1024,
+      parts: limits.maxFiles + limits.maxFields,
+    },
+    streamHandler: (_req: unknown, busboy: NodeJS.WritableStream) => busboy.end(body),
+  } as multer.Options).any();
+
+  return new Promise((resolve, reject) => {
+    upload(req, res, (err?: unknown) => {
+      if (err) return reject(multipartError(err, limits.maxFiles));
+      const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map((f) => f.buffer);
+      const fields: Record<string, string> = {};
+      for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
+        if (typeof value !== 'string') {
+          return reject(new ServiceError('invalid_request', `Form field ${key} must be text`));
+        }
+        fields[key] = value;
+      }
+      resolve({ files, fields });
+    });
+  });
+}
+
+function multipartError(err: unknown, maxFiles: number): ServiceError {
+  if (err instanceof multer.MulterError) {
+    const code = MULTER_CODES[err.code] ?? 'invalid_request';
+    const detail =
+      code === 'too_many_items'
+        ? `More than MAX_IMAGES_PER_REQUEST = ${maxFiles} images in one request`
+        : `Malformed multipart body: ${err.message}`;
+    return new ServiceError(code, detail, code === 'too_many_items' ? { limit: maxFiles } : {});
+  }
+  if (err instanceof ServiceError) return err;
+  return new ServiceError('invalid_request', `Malformed multipart body: ${(err as Error).message}`);
+}

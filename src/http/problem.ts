@@ -1,0 +1,65 @@
+import type { NextFunction, Request, Response } from 'express';
+import { ServiceError, toServiceError } from '../errors';
+import { stateOf } from './request-context';
+
+/** RFC 9457 problem type for a catalog code; a URN, so nobody expects to dereference it. */
+export function problemType(code: string): string {
+  return `urn:dmvae:problem:${code}`;
+}
+
+/** The problem+json document for an error; internals of non-ServiceErrors never leak. */
+export function problemDocument(err: ServiceError, req: Request, requestId: string) {
+  return {
+    ...err.details,
+    type: problemType(err.code),
+    title: err.title,
+    status: err.httpStatus,
+    detail: err.message,
+    code: err.code,
+    instance: req.originalUrl.split('?')[0],
+    requestId,
+  };
+}
+
+export function sendProblem(req: Request, res: Response, err: ServiceError): void {
+  const state = stateOf(res);
+  state.errorCode = err.code;
+  if (err.code === 'body_too_large') res.setHeader('Connection', 'close');
+  res
+    .status(err.httpStatus)
+    .type('application/problem+json')
+    .send(JSON.stringify(problemDocument(err, req, state.id)));
+}
+
+/** Express error middleware: the one place where HTTP errors are shaped. */
+export function handleError(err: unknown, req: Request, res: Response, next: NextFunction): void {
+  const state = stateOf(res);
+  const serviceError = toServiceError(err);
+  if (!(err instanceof ServiceError)) state.log.error({ err }, 'unhandled error');
+  if (res.headersSent) {
+    // Too late for a status: cut the response so the client sees it incomplete.
+    res.destroy();
+    return;
+  }
+  sendProblem(req, res, serviceError);
+  void next;
+}
+
+export function notFound(req: Request): never {
+  throw new ServiceError('not_found', `No route for ${req.method} ${req.path}`, {
+    method: req.method,
+    path: req.path,
+  });
+}
+
+/** For a known path hit with another method: 405 with the Allow header RFC 9110 asks for. */
+export function methodNotAllowed(...allowed: string[]) {
+  const allow = allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed;
+  return function rejectMethod(req: Request, res: Response): void {
+    res.setHeader('Allow', allow.join(', '));
+    throw new ServiceError('method_not_allowed', `${req.method} is not allowed on ${req.path}`, {
+      method: req.method,
+      allowed: allow,
+    });
+  };
+}

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+
+/** What one request carries through the handlers: its id, logger, and cancellation. */
+export interface RequestState {
+  id: string;
+  log: Logger;
+  /** Aborts when the client goes away before the reply is complete. */
+  signal: AbortSignal;
+  /** Filled in by handlers for the access log line. */
+  model?: string;
+  images?: number;
+  errorCode?: string;
+}
+
+// Incoming ids end up in logs and headers: accept only short, plain tokens.
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function stateOf(res: Response): RequestState {
+  return res.locals.state as RequestState;
+}
+
+/**
+ * Gives each request an id (a safe incoming X-Request-Id, or a fresh UUID), a child logger,
+ * and an AbortSignal; writes one structured line when the response is done or abandoned.
+ */
+export function requestContext(logger: Logger) {
+  return function attachRequestState(req: Request, res: Response, next: NextFunction): void {
+    const incoming = req.get('x-request-id');
+    const id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const aborter = new AbortController();
+    const state: RequestState = { id, log: logger.child({ reqId: id }), signal: aborter.signal };
+    res.locals.state = state;
+    res.setHeader('X-Request-Id', id);
+    const started = process.hrtime.bigint();
+
+    res.on('close', function logRequest() {
+      const aborted = !res.writableFinished;
+      if (aborted) aborter.abort(new Error('client closed the connection'));
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const status = res.statusCode;
+      const line = {
+        method: req.method,
+        path: req.path,
+        status,
+        durationMs: Math.round(durationMs * 10) / 10,
+        model: state.model,
+        images: state.images,
+        code: state.errorCode,
+        aborted: aborted || undefined,
+      };
+      if (status >= 500) state.log.error(line, 'request');
+      else state.log.info(line, 'request');
+    });
+    next();
+  };
+}

@@ -1,0 +1,72 @@
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { checkLatentsFor, decodeLatents, imagesToFiles } from '../../api/decode';
+import {
+  DEFAULT_FORMAT,
+  DEFAULT_SPACE,
+  IMAGE_FORMATS,
+  LATENT_SPACES,
+  MEDIA_TYPES,
+  formatOfMediaType,
+} from '../../api/options';
+import { parseLatentJson, parseNpy } from '../../intake';
+import type { Tensor } from '../../types';
+import { mediaTypeOf, parseJson, readBody, requireMediaType } from '../body';
+import { negotiate } from '../negotiate';
+import { stateOf } from '../request-context';
+import { parseWith } from '../validate';
+import type { HttpDeps } from '../app';
+
+const QuerySchema = z.strictObject({
+  latents: z.enum(LATENT_SPACES).optional(),
+  format: z.enum(IMAGE_FORMATS).optional(),
+});
+
+const JsonBodySchema = z.strictObject({ latents: z.unknown() }).refine((b) => b.latents != null, {
+  message: 'needs "latents": {"shape": [...], "dtype": "float32"|"float16", "data": "<base64>"}',
+});
+
+export const DECODE_BODY_TYPES = ['application/x-npy', 'application/octet-stream', 'application/json'];
+
+async function readLatents(req: Request, deps: HttpDeps): Promise<Tensor> {
+  const type = mediaTypeOf(req);
+  if (type !== '') requireMediaType(req, DECODE_BODY_TYPES);
+  const body = await readBody(req, deps.config.maxBodyBytes);
+  if (type === 'application/json') {
+    const { latents } = parseWith(JsonBodySchema, parseJson(body), 'JSON body');
+    return parseLatentJson(latents);
+  }
+  return parseNpy(body);
+}
+
+/**
+ * POST /v1/models/{model}/decode: latents -> images. One latent comes back as the image
+ * itself (format by Accept, else ?format, else PNG); a batch, or Accept: application/json,
+ * as JSON {format, images: [base64...]}.
+ */
+export function decodeRoute(deps: HttpDeps) {
+  return async function decode(req: Request, res: Response): Promise<void> {
+    const state = stateOf(res);
+    const handle = deps.registry.get(String(req.params.model));
+    state.model = handle.name;
+    const query = parseWith(QuerySchema, req.query, 'query');
+    const latents = checkLatentsFor(handle, await readLatents(req, deps), deps.config);
+    const count = latents.shape[0];
+    state.images = count;
+
+    const preferred = MEDIA_TYPES[query.format ?? DEFAULT_FORMAT];
+    const others = Object.values(MEDIA_TYPES).filter((t) => t !== preferred);
+    const offered = count === 1 ? [preferred, 'application/json', ...others] : ['application/json'];
+    const reply = negotiate(req, offered);
+    const format = formatOfMediaType(reply) ?? query.format ?? DEFAULT_FORMAT;
+
+    const space = query.latents ?? DEFAULT_SPACE;
+    const images = await decodeLatents(handle, latents, space, deps.config, state.signal);
+    const files = await imagesToFiles(handle, images, format);
+    if (reply === 'application/json') {
+      res.json({ format, images: files.map((f) => f.toString('base64')) });
+      return;
+    }
+    res.type(reply).send(files[0]);
+  };
+}

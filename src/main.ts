@@ -1,0 +1,79 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createGrpcServer, bindGrpcServer } from './grpc/server';
+import { createHttpApp } from './http/app';
+import { createLogger } from './logger';
+import { Registry } from './models/registry';
+
+/**
+ * Entry point: config -> logger -> servers -> models. The servers listen before the models
+ * load, so /healthz answers at once while /readyz (and grpc.health.v1) report not ready
+ * until every model is loaded and warmed.
+ */
+
+function listen(server: http.Server, config: Config): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger({ level: config.logLevel });
+  const registry = new Registry({ config, logger });
+  const deps = { registry, config, logger };
+
+  const httpServer = http.createServer(createHttpApp(deps));
+  httpServer.requestTimeout = config.requestTimeoutMs;
+  const grpc = createGrpcServer(deps);
+  const httpPort = await listen(httpServer, config);
+  const grpcPort = await bindGrpcServer(grpc.server, `${config.host}:${config.grpcPort}`);
+  logger.info({ httpPort, grpcPort, host: config.host }, 'listening');
+
+  let stopping = false;
+  const shutdown = async (signal: string, exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: draining requests');
+    grpc.markNotServing();
+    const force = setTimeout(() => {
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections');
+      httpServer.closeAllConnections();
+      grpc.server.forceShutdown();
+    }, config.shutdownTimeoutMs);
+    await Promise.all([
+      new Promise<void>((resolve) => httpServer.close(() => resolve())),
+      new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())),
+    ]);
+    clearTimeout(force);
+    await registry.close();
+    logger.info('stopped');
+    process.exit(exitCode);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    await registry.load();
+  } catch (err) {
+    logger.fatal({ err }, 'model loading failed');
+    await shutdown('startup-failure', 1);
+    return;
+  }
+  grpc.updateHealth();
+  logger.info({ models: registry.list().map((m) => m.name) }, 'ready');
+}
+
+main().catch((err) => {
+  process.stderr.write(`fatal: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

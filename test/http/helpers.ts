@@ -1,0 +1,32 @@
+import sharp from 'sharp';
+import { createHttpApp } from '../../src/http/app';
+import { writeNpy } from '../../src/intake';
+import { capturingLogger, fakeModel, fakeRegistry, testConfig } from './fake-model';
+
+/** A grey PNG whose pixel (x, y) is f(x, y). */
+export function greyPng(width: number, height: number, f: (x: number, y: number) => number) {
+  const pixels = Buffer.alloc(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) pixels[y * width + x] = f(x, y);
+  return sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();
+}
+
+export function latentNpy(count: number, value = 0.25): Buffer {
+  return writeNpy({ data: new Float32Array(count * 196).fill(value), shape: [count, 4, 7, 7] });
+}
+
+/** An express app over one fake model, with its log lines and call record. */
+export function fakeApp(env: Record<string, string> = {}, opts: Parameters<typeof fakeModel>[1] = {}) {
+  const { handle, calls } = fakeModel('fake', opts);
+  const ready = { value: true };
+  const { logger, lines } = capturingLogger();
+  const config = testConfig(env);
+  const app = createHttpApp({ registry: fakeRegistry([handle], ready), config, logger });
+  return { app, calls, lines, ready, config, handle };
+}
+
+/** supertest's parser for binary bodies (images, .npy). */
+export function binaryParser(res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void) {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => done(null, Buffer.concat(chunks)));
+}
