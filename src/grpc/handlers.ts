@@ -10,6 +10,7 @@ import {
   MEDIA_TYPES,
   pickOption,
 } from '../api/options';
+import { ServiceError } from '../errors';
 import type { ModelHandle } from '../types';
 import { unary } from './call-context';
 import { modelFor, type GrpcDeps } from './deps';
@@ -94,9 +95,10 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
 
     Generate: generateHandler(deps),
 
-    ListModels: unary<unknown, unknown>('ListModels', logger, async () => ({
-      models: deps.registry.list().map(modelInfoMessage),
-    })),
+    ListModels: unary<unknown, unknown>('ListModels', logger, async () => {
+      if (!deps.registry.isReady()) throw new ServiceError('not_ready', 'Models are still loading');
+      return { models: deps.registry.list().map(modelInfoMessage) };
+    }),
 
     GetModel: unary<{ model?: string }, unknown>('GetModel', logger, async (request, state) =>
       modelInfoMessage(modelFor(deps, request.model, state)),

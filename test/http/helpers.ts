@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import type { Response } from 'superagent';
 import { createHttpApp } from '../../src/http/app';
 import { writeNpy } from '../../src/intake';
 import { capturingLogger, fakeModel, fakeRegistry, testConfig } from './fake-model';
@@ -25,8 +26,9 @@ export function fakeApp(env: Record<string, string> = {}, opts: Parameters<typeo
 }
 
 /** supertest's parser for binary bodies (images, .npy). */
-export function binaryParser(res: NodeJS.ReadableStream, done: (err: Error | null, body: Buffer) => void) {
+export function binaryParser(res: Response, done: (err: Error | null, body: unknown) => void) {
+  const stream = res as unknown as NodeJS.ReadableStream;
   const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => done(null, Buffer.concat(chunks)));
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('end', () => done(null, Buffer.concat(chunks)));
 }
