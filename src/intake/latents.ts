@@ -53,7 +53,9 @@ export function parseLatentJson(value: unknown): Tensor {
   if (typeof data !== 'string') {
     throw badJson('data must be a base64 string of little-endian values');
   }
-  const bytes = decodeBase64(data, { field: 'latent data' }).bytes;
+  // Empty data is a length problem (checked below), not the image-specific empty_image error.
+  const bytes =
+    data.trim() === '' ? Buffer.alloc(0) : decodeBase64(data, { field: 'latent data' }).bytes;
   const count = (shape as number[]).reduce((a, b) => a * b, 1);
   const expected = count * JSON_DTYPES[dtype];
   if (bytes.length !== expected) {
