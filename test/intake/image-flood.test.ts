@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import { prepareImage } from '../../src/intake';
 import { caseBytes, describeCases, GREY, MAX_PIXELS, rejection } from './helpers';
 
@@ -56,5 +57,28 @@ describeCases('pixel floods (BC-01)', () => {
     );
     expect(err.code).toBe('image_too_large');
     expect(err.message).toMatch(/^image is 96x96 = 9216 pixels; this service accepts at most 9215/);
+  });
+});
+
+describe('floods in the other formats are refused from the header as well', () => {
+  const small = () => sharp({ create: { width: 16, height: 16, channels: 3, background: '#888' } });
+
+  test('GIF whose screen and frame claim 65000x65000', async () => {
+    const gif = Buffer.from(await small().gif().toBuffer());
+    const frame = gif.indexOf(0x2c, 13); // image descriptor (after the colour table)
+    for (const at of [6, 8, frame + 5, frame + 7]) gif.writeUInt16LE(65000, at);
+    const err = await rejection(() => prepareImage(gif, GREY, { maxPixels: MAX_PIXELS }));
+    expect(err.code).toBe('image_too_large');
+    expect(err.message).toMatch(/^image is 65000x65000 = 4225000000 pixels/);
+  });
+
+  test('lossless WebP whose VP8L header claims 16000x16000', async () => {
+    const webp = Buffer.from(await small().webp({ lossless: true }).toBuffer());
+    expect(webp.toString('latin1', 12, 16)).toBe('VP8L');
+    const sizeBits = 15999 | (15999 << 14); // 14 bits each of width - 1 and height - 1
+    webp.writeUInt32LE(((webp.readUInt32LE(21) & 0xf0000000) | sizeBits) >>> 0, 21);
+    const err = await rejection(() => prepareImage(webp, GREY, { maxPixels: MAX_PIXELS }));
+    expect(err.code).toBe('image_too_large');
+    expect(err.message).toMatch(/^image is 16000x16000 = 256000000 pixels/);
   });
 });
