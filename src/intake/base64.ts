@@ -32,7 +32,12 @@ const CHAR_KIND = new Uint8Array(128);
 for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789') {
   CHAR_KIND[ch.charCodeAt(0)] = COMMON;
 }
-const KINDS = [['+/', STANDARD], ['-_', URL_SAFE], ['=', PAD], [' \t\r\n', SPACE]] as const;
+const KINDS = [
+  ['+/', STANDARD],
+  ['-_', URL_SAFE],
+  ['=', PAD],
+  [' \t\r\n', SPACE],
+] as const;
 for (const [chars, kind] of KINDS) for (const ch of chars) CHAR_KIND[ch.charCodeAt(0)] = kind;
 const DATA_URL = /^data:([^,;]*)((?:;[^,;]*)*),/i;
 

@@ -73,7 +73,11 @@ describe('decodeBase64 rules', () => {
   test('round trip of every length 0..70 through both alphabets, padded and not', () => {
     for (let n = 1; n <= 70; n++) {
       const bytes = Buffer.from(Array.from({ length: n }, (_, i) => (i * 97 + n) & 0xff));
-      for (const s of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('base64').replace(/=+$/, '')]) {
+      for (const s of [
+        bytes.toString('base64'),
+        bytes.toString('base64url'),
+        bytes.toString('base64').replace(/=+$/, ''),
+      ]) {
         expect(decodeBase64(s).bytes.equals(bytes)).toBe(true);
       }
     }
@@ -117,12 +121,19 @@ describe('decodeBase64 rules', () => {
   test('data URLs: must be base64, must be image/*, only where allowed', async () => {
     const payload = Buffer.from('\x89PNG', 'latin1').toString('base64');
     expect(decodeImage(`DATA:Image/WebP;base64,${payload}`).declaredType).toBe('image/webp');
-    expect(decodeImage(`data:image/png;name=a.png;base64,${payload}`).bytes.toString('latin1')).toBe('\x89PNG');
+    expect(
+      decodeImage(`data:image/png;name=a.png;base64,${payload}`).bytes.toString('latin1'),
+    ).toBe('\x89PNG');
     const notBase64 = await rejection(() => decodeImage(`data:image/png,${payload}`));
     expect(notBase64.code).toBe('invalid_base64');
     const noType = await rejection(() => decodeImage(`data:;base64,${payload}`));
-    expect([noType.code, noType.details.declaredType]).toEqual(['unsupported_media_type', 'text/plain']);
-    const octet = await rejection(() => decodeImage(`data:application/octet-stream;base64,${payload}`));
+    expect([noType.code, noType.details.declaredType]).toEqual([
+      'unsupported_media_type',
+      'text/plain',
+    ]);
+    const octet = await rejection(() =>
+      decodeImage(`data:application/octet-stream;base64,${payload}`),
+    );
     expect(octet.message).toMatch(/application\/octet-stream/);
     const noComma = await rejection(() => decodeImage('data:image/png;base64'));
     expect(noComma.code).toBe('invalid_base64');

@@ -5,15 +5,17 @@ import { GREY, MAX_PIXELS, rejection, RGB, toLevels } from './helpers';
 /** Model output -> PNG / JPEG / WebP, and back through intake. */
 
 const ramp = (channels: 1 | 3) =>
-  Float32Array.from({ length: channels * 28 * 28 }, (_, i) => ((i % 256) / 127.5 - 1));
+  Float32Array.from({ length: channels * 28 * 28 }, (_, i) => (i % 256) / 127.5 - 1);
 
 test('pixel mapping: clamp, then round((x + 1) * 127.5)', () => {
   const spec = { width: 6, height: 1, channels: 1 as const };
   const out = tensorToPixels(Float32Array.from([-5, -1, 0, 0.00393, 1, 7]), spec);
   expect(Array.from(out)).toEqual([0, 0, 128, 128, 255, 255]);
-  expect(Array.from(tensorToPixels(Float32Array.from([-Infinity, Infinity, -0.999, 0.999, 0.5, -0.5]), spec))).toEqual([
-    0, 255, 0, 255, 191, 64,
-  ]);
+  expect(
+    Array.from(
+      tensorToPixels(Float32Array.from([-Infinity, Infinity, -0.999, 0.999, 0.5, -0.5]), spec),
+    ),
+  ).toEqual([0, 255, 0, 255, 191, 64]);
 });
 
 test('NaN in model output is an error, never a black pixel', async () => {
@@ -25,7 +27,9 @@ test('NaN in model output is an error, never a black pixel', async () => {
 });
 
 test('wrong tensor length is refused', async () => {
-  expect((await rejection(() => encodeImage(new Float32Array(783), GREY, 'png'))).code).toBe('internal');
+  expect((await rejection(() => encodeImage(new Float32Array(783), GREY, 'png'))).code).toBe(
+    'internal',
+  );
 });
 
 test.each([
@@ -46,7 +50,10 @@ test('grey PNG is a 1-channel file; JPEG is close to the source', async () => {
   const png = await encodeImage(ramp(1), GREY, 'png');
   expect((await sharp(png).metadata()).channels).toBe(1);
   // A smooth gradient (x + y per channel): JPEG's home ground.
-  const smooth = Float32Array.from({ length: 3 * 784 }, (_, i) => ((i % 28) + ((i / 28) | 0) % 28) / 54 - 0.5);
+  const smooth = Float32Array.from(
+    { length: 3 * 784 },
+    (_, i) => ((i % 28) + (((i / 28) | 0) % 28)) / 54 - 0.5,
+  );
   const jpeg = await encodeImage(smooth, RGB, 'jpeg', { quality: 95 });
   expect((await sharp(jpeg).metadata()).format).toBe('jpeg');
   const back = toLevels((await prepareImage(jpeg, RGB, { maxPixels: MAX_PIXELS })).data);

@@ -37,8 +37,16 @@ export const LATENT_SHAPE = [4, 7, 7];
 export const MAX_PIXELS = 25_000_000;
 
 export const FMNIST_CLASSES: ClassInfo[] = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-  'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ].map((name, id) => ({ id, name }));
 
 /** Runs fn and returns the ServiceError it throws; fails the test if it succeeds or throws
@@ -51,11 +59,14 @@ export async function rejection(fn: () => unknown): Promise<ServiceError> {
     if (err instanceof ServiceError) return err;
     throw new Error(`expected a ServiceError, got ${String(err)}`);
   }
-  throw new Error(`expected a ServiceError, but the call succeeded: ${String(result).slice(0, 80)}`);
+  throw new Error(
+    `expected a ServiceError, but the call succeeded: ${String(result).slice(0, 80)}`,
+  );
 }
 
 /** Model values [-1, 1] back to 0..255 grey levels, for readable assertions. */
-export const toLevels = (data: Float32Array) => Array.from(data, (x) => Math.round((x + 1) * 127.5));
+export const toLevels = (data: Float32Array) =>
+  Array.from(data, (x) => Math.round((x + 1) * 127.5));
 
 /** An image prepared at its source size (so pixels can be compared one to one). */
 export async function atSize(

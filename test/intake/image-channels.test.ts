@@ -13,11 +13,17 @@ async function levels(bytes: Buffer, w: number, h: number, channels: 1 | 3) {
 describeCases('alpha and palettes (BC-05)', () => {
   test('RGBA hiding red under alpha 0 comes out white, half alpha mid grey', async () => {
     for (const channels of [1, 3] as const) {
-      const { levels: l, warnings } = await levels(caseBytes('bc05-rgba-hidden-red.png'), 64, 64, channels);
+      const { levels: l, warnings } = await levels(
+        caseBytes('bc05-rgba-hidden-red.png'),
+        64,
+        64,
+        channels,
+      );
       for (let c = 0; c < channels; c++) {
         for (const y of [0, 31, 63]) {
           for (const x of [0, 10, 23]) expect(px(l, 64, 64, x, y, c)).toBe(40);
-          for (const x of [24, 30, 39]) expect(Math.abs(px(l, 64, 64, x, y, c) - 127)).toBeLessThanOrEqual(2);
+          for (const x of [24, 30, 39])
+            expect(Math.abs(px(l, 64, 64, x, y, c) - 127)).toBeLessThanOrEqual(2);
           for (const x of [40, 50, 63]) expect(px(l, 64, 64, x, y, c)).toBe(255);
         }
       }
@@ -29,7 +35,13 @@ describeCases('alpha and palettes (BC-05)', () => {
     for (const channels of [1, 3] as const) {
       const { levels: l } = await levels(caseBytes('bc05-palette-trns.png'), 64, 64, channels);
       for (let c = 0; c < channels; c++) {
-        for (const [x, y] of [[0, 0], [3, 60], [63, 63], [60, 2]]) expect(px(l, 64, 64, x, y, c)).toBe(255);
+        for (const [x, y] of [
+          [0, 0],
+          [3, 60],
+          [63, 63],
+          [60, 2],
+        ])
+          expect(px(l, 64, 64, x, y, c)).toBe(255);
         expect(px(l, 64, 64, 12, 12, c)).toBe(128);
         expect(px(l, 64, 64, 32, 32, c)).toBe(0);
       }
@@ -67,15 +79,20 @@ describeCases('alpha and palettes (BC-05)', () => {
   test('16-bit RGBA PNG is reduced to 8 bits and flattened like the 8-bit ones', async () => {
     const w = 4;
     const pixels = new Uint16Array(w * w * 4);
-    for (let i = 0; i < w * w; i++) pixels.set(i < 8 ? [65535, 0, 0, 0] : [0, 32896, 65535, 65535], 4 * i);
+    for (let i = 0; i < w * w; i++)
+      pixels.set(i < 8 ? [65535, 0, 0, 0] : [0, 32896, 65535, 65535], 4 * i);
     const png = await sharp(pixels, { raw: { width: w, height: w, channels: 4 } })
       .toColourspace('rgb16')
       .png()
       .toBuffer();
     expect((await sharp(png).metadata()).depth).toBe('ushort');
     const { levels: l } = await levels(png, w, w, 3);
-    expect([px(l, w, w, 0, 0, 0), px(l, w, w, 0, 0, 1), px(l, w, w, 0, 0, 2)]).toEqual([255, 255, 255]);
-    expect([px(l, w, w, 0, 3, 0), px(l, w, w, 0, 3, 1), px(l, w, w, 0, 3, 2)]).toEqual([0, 128, 255]);
+    expect([px(l, w, w, 0, 0, 0), px(l, w, w, 0, 0, 1), px(l, w, w, 0, 0, 2)]).toEqual([
+      255, 255, 255,
+    ]);
+    expect([px(l, w, w, 0, 3, 0), px(l, w, w, 0, 3, 1), px(l, w, w, 0, 3, 2)]).toEqual([
+      0, 128, 255,
+    ]);
   });
 });
 
@@ -90,18 +107,21 @@ describeCases('CMYK and YCCK JPEGs (BC-06)', () => {
     });
   }
 
-  test.each(['bc06-cmyk.jpg', 'bc06-ycck.jpg'])('%s converts to sRGB with the right polarity', async (name) => {
-    const { levels: l, warnings } = await levels(caseBytes(name), 48, 32, 3);
-    const [white, black, red] = [0, 1, 2].map((col) => patch(l, col, 0));
-    const [green, blue, grey] = [0, 1, 2].map((col) => patch(l, col, 1));
-    for (const v of white) expect(v).toBeGreaterThan(230);
-    for (const v of black) expect(v).toBeLessThan(60);
-    for (const v of grey) expect(Math.abs(v - 128)).toBeLessThan(20);
-    expect(red[0]).toBeGreaterThan(Math.max(red[1], red[2]) + 100);
-    expect(green[1]).toBeGreaterThan(Math.max(green[0], green[2]) + 30);
-    expect(blue[2]).toBeGreaterThan(Math.max(blue[0], blue[1]) + 60);
-    expect(warnings.join()).toMatch(/CMYK .*converted to sRGB/);
-  });
+  test.each(['bc06-cmyk.jpg', 'bc06-ycck.jpg'])(
+    '%s converts to sRGB with the right polarity',
+    async (name) => {
+      const { levels: l, warnings } = await levels(caseBytes(name), 48, 32, 3);
+      const [white, black, red] = [0, 1, 2].map((col) => patch(l, col, 0));
+      const [green, blue, grey] = [0, 1, 2].map((col) => patch(l, col, 1));
+      for (const v of white) expect(v).toBeGreaterThan(230);
+      for (const v of black) expect(v).toBeLessThan(60);
+      for (const v of grey) expect(Math.abs(v - 128)).toBeLessThan(20);
+      expect(red[0]).toBeGreaterThan(Math.max(red[1], red[2]) + 100);
+      expect(green[1]).toBeGreaterThan(Math.max(green[0], green[2]) + 30);
+      expect(blue[2]).toBeGreaterThan(Math.max(blue[0], blue[1]) + 60);
+      expect(warnings.join()).toMatch(/CMYK .*converted to sRGB/);
+    },
+  );
 
   test('YCCK equals CMYK within a few levels; grey model gets one plausible channel', async () => {
     const cmyk = (await levels(caseBytes('bc06-cmyk.jpg'), 48, 32, 3)).levels;

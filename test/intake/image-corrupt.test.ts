@@ -16,12 +16,15 @@ describeCases('corrupt and truncated JPEGs (BC-13)', () => {
     expect(image.warnings).toEqual([]);
   });
 
-  test.each(['bc13-truncated-60pct.jpg', 'bc13-corrupt-scan.jpg'])('%s is 422 corrupt_image', async (name) => {
-    const err = await rejection(() => atSize(caseBytes(name), 96, 96));
-    expect(err.code).toBe('corrupt_image');
-    expect(err.httpStatus).toBe(422);
-    expect(err.message).toMatch(/^JPEG image is corrupt or truncated/);
-  });
+  test.each(['bc13-truncated-60pct.jpg', 'bc13-corrupt-scan.jpg'])(
+    '%s is 422 corrupt_image',
+    async (name) => {
+      const err = await rejection(() => atSize(caseBytes(name), 96, 96));
+      expect(err.code).toBe('corrupt_image');
+      expect(err.httpStatus).toBe(422);
+      expect(err.message).toMatch(/^JPEG image is corrupt or truncated/);
+    },
+  );
 
   test('missing EOI: accepted with a warning, pixels identical to the intact file', async () => {
     const missing = caseBytes('bc13-missing-eoi.jpg');
@@ -64,7 +67,10 @@ describeCases('corrupt and truncated JPEGs (BC-13)', () => {
     expect((await rejection(() => atSize(noEoi, 96, 96))).code).toBe('corrupt_image');
 
     // Cut right before the second scan's SOS: every scan present is complete.
-    const secondSos = progressive.indexOf(Buffer.from([0xff, 0xda]), progressive.indexOf(Buffer.from([0xff, 0xda])) + 2);
+    const secondSos = progressive.indexOf(
+      Buffer.from([0xff, 0xda]),
+      progressive.indexOf(Buffer.from([0xff, 0xda])) + 2,
+    );
     expect(secondSos).toBeGreaterThan(0);
     const betweenScans = progressive.subarray(0, secondSos);
     expect((await rejection(() => atSize(betweenScans, 96, 96))).code).toBe('corrupt_image');
@@ -79,25 +85,37 @@ describeCases('corrupt and truncated JPEGs (BC-13)', () => {
 
 describe('damaged files of the other formats are 4xx, never 5xx', () => {
   const sources = {
-    png: () => sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).png().toBuffer(),
-    webp: () => sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).webp().toBuffer(),
-    gif: () => sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).gif().toBuffer(),
+    png: () =>
+      sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } })
+        .png()
+        .toBuffer(),
+    webp: () =>
+      sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } })
+        .webp()
+        .toBuffer(),
+    gif: () =>
+      sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } })
+        .gif()
+        .toBuffer(),
   };
 
-  test.each(Object.keys(sources) as Array<keyof typeof sources>)('%s cut short or overwritten', async (format) => {
-    const bytes = await sources[format]();
-    await expect(atSize(bytes, 64, 64)).resolves.toBeDefined();
-    const damaged = [
-      bytes.subarray(0, Math.floor(bytes.length * 0.6)),
-      bytes.subarray(0, 20),
-      Buffer.concat([bytes.subarray(0, 40), Buffer.alloc(bytes.length - 40, 0xa5)]),
-    ];
-    for (const bad of damaged) {
-      const outcome = await atSize(bad, 64, 64).then(
-        () => 'accepted',
-        (err) => (err?.httpStatus >= 400 && err?.httpStatus < 500 ? 'refused' : `5xx: ${err}`),
-      );
-      expect(outcome).toBe('refused');
-    }
-  });
+  test.each(Object.keys(sources) as Array<keyof typeof sources>)(
+    '%s cut short or overwritten',
+    async (format) => {
+      const bytes = await sources[format]();
+      await expect(atSize(bytes, 64, 64)).resolves.toBeDefined();
+      const damaged = [
+        bytes.subarray(0, Math.floor(bytes.length * 0.6)),
+        bytes.subarray(0, 20),
+        Buffer.concat([bytes.subarray(0, 40), Buffer.alloc(bytes.length - 40, 0xa5)]),
+      ];
+      for (const bad of damaged) {
+        const outcome = await atSize(bad, 64, 64).then(
+          () => 'accepted',
+          (err) => (err?.httpStatus >= 400 && err?.httpStatus < 500 ? 'refused' : `5xx: ${err}`),
+        );
+        expect(outcome).toBe('refused');
+      }
+    },
+  );
 });

@@ -18,14 +18,21 @@ const MB = 1024 * 1024;
 describeCases('pixel floods (BC-01)', () => {
   test.each(FLOODS)('%s is 413 naming its size and the limit, within 1 s', async (name, side) => {
     const started = Date.now();
-    const err = await rejection(() => prepareImage(caseBytes(name), GREY, { maxPixels: MAX_PIXELS }));
+    const err = await rejection(() =>
+      prepareImage(caseBytes(name), GREY, { maxPixels: MAX_PIXELS }),
+    );
     expect(Date.now() - started).toBeLessThan(1000);
     expect([err.code, err.httpStatus]).toEqual(['image_too_large', 413]);
     expect(err.message).toBe(
       `image is ${side}x${side} = ${side * side} pixels; this service accepts at most ` +
         `${MAX_PIXELS} (MAX_IMAGE_PIXELS)`,
     );
-    expect(err.details).toEqual({ width: side, height: side, pixels: side * side, limit: MAX_PIXELS });
+    expect(err.details).toEqual({
+      width: side,
+      height: side,
+      pixels: side * side,
+      limit: MAX_PIXELS,
+    });
   });
 
   test('the valid 16000x16000 PNG sent 8 times in parallel (4 rounds): all 413, RSS flat', async () => {

@@ -70,9 +70,21 @@ describeCases('EXIF that cannot be applied: used as stored, warned and logged, n
 
   const cases: Array<[string, Buffer, RegExp]> = [
     ['an unknown byte order', variant((b) => b.write('XX', exifAt + 6, 'latin1')), /unreadable/],
-    ['an IFD0 offset past the end', variant((b) => b.writeUInt32BE(0xfff0, exifAt + 10)), /unreadable/],
-    ['orientation value 9', variant((b) => b.writeUInt16BE(9, tagAt + 8)), /orientation 9 is not 1-8/],
-    ['orientation value 0', variant((b) => b.writeUInt16BE(0, tagAt + 8)), /orientation 0 is not 1-8/],
+    [
+      'an IFD0 offset past the end',
+      variant((b) => b.writeUInt32BE(0xfff0, exifAt + 10)),
+      /unreadable/,
+    ],
+    [
+      'orientation value 9',
+      variant((b) => b.writeUInt16BE(9, tagAt + 8)),
+      /orientation 9 is not 1-8/,
+    ],
+    [
+      'orientation value 0',
+      variant((b) => b.writeUInt16BE(0, tagAt + 8)),
+      /orientation 0 is not 1-8/,
+    ],
   ];
 
   test.each(cases)('%s', async (_name, bytes, warning) => {

@@ -23,7 +23,8 @@ describeCases('generate requests from the shared cases (BC-21)', () => {
 });
 
 describe('resolveClass', () => {
-  const reason = async (value: unknown) => (await rejection(() => resolveClass(value, FMNIST_CLASSES))).message;
+  const reason = async (value: unknown) =>
+    (await rejection(() => resolveClass(value, FMNIST_CLASSES))).message;
 
   test('every id and every name (any case, trimmed) resolves', () => {
     for (const { id, name } of FMNIST_CLASSES) {
@@ -38,7 +39,9 @@ describe('resolveClass', () => {
     for (const v of [10, -1, 11, 1000, 2 ** 31, 2 ** 32 + 7, 2 ** 53, -0.5, 1e300]) {
       expect(await reason(v)).toMatch(/^class .* is not valid/);
     }
-    expect(await reason(10)).toBe(`class 10 is not valid (no class has this id); use an integer id in 0..9 or a class name: ${LIST}`);
+    expect(await reason(10)).toBe(
+      `class 10 is not valid (no class has this id); use an integer id in 0..9 or a class name: ${LIST}`,
+    );
     expect(await reason(10n)).toMatch(/^class 10 is not valid/);
     expect(await reason(2n ** 64n + 7n)).toMatch(/out of range/);
   });

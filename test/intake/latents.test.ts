@@ -21,34 +21,88 @@ describeCases('JSON latents (BC-18)', () => {
 });
 
 describe('parseLatentJson and latentToJson', () => {
-  const tensor = { shape: [1, 4, 7, 7], data: Float32Array.from({ length: 196 }, (_, i) => Math.sin(i) * 3) };
+  const tensor = {
+    shape: [1, 4, 7, 7],
+    data: Float32Array.from({ length: 196 }, (_, i) => Math.sin(i) * 3),
+  };
 
   test('round trip in float32 (exact) and float16 (rounded)', () => {
     expect(parseLatentJson(latentToJson(tensor))).toEqual(tensor);
     const half = parseLatentJson(latentToJson(tensor, 'float16'));
     expect(half.shape).toEqual(tensor.shape);
-    half.data.forEach((v, i) => expect(Math.abs(v - tensor.data[i])).toBeLessThanOrEqual(3 * 2 ** -11));
+    half.data.forEach((v, i) =>
+      expect(Math.abs(v - tensor.data[i])).toBeLessThanOrEqual(3 * 2 ** -11),
+    );
   });
 
   test('data is little-endian base64', () => {
     const j = latentToJson({ shape: [2], data: Float32Array.from([1, -2]) });
-    expect(j).toEqual({ shape: [2], dtype: 'float32', data: Buffer.from('0000803f000000c0', 'hex').toString('base64') });
+    expect(j).toEqual({
+      shape: [2],
+      dtype: 'float32',
+      data: Buffer.from('0000803f000000c0', 'hex').toString('base64'),
+    });
   });
 
   test.each([
     ['not an object', [1, 2], 'invalid_latent', /must be an object/],
     ['null', null, 'invalid_latent', /must be an object/],
-    ['no shape', { dtype: 'float32', data: '' }, 'invalid_latent', /shape undefined must be a list/],
-    ['fractional dim', { shape: [1.5], dtype: 'float32', data: '' }, 'invalid_latent', /shape \[1.5\]/],
-    ['string dims', { shape: ['4'], dtype: 'float32', data: '' }, 'invalid_latent', /shape \["4"\]/],
+    [
+      'no shape',
+      { dtype: 'float32', data: '' },
+      'invalid_latent',
+      /shape undefined must be a list/,
+    ],
+    [
+      'fractional dim',
+      { shape: [1.5], dtype: 'float32', data: '' },
+      'invalid_latent',
+      /shape \[1.5\]/,
+    ],
+    [
+      'string dims',
+      { shape: ['4'], dtype: 'float32', data: '' },
+      'invalid_latent',
+      /shape \["4"\]/,
+    ],
     ['no dtype', { shape: [1], data: 'AACAPw==' }, 'unsupported_dtype', /dtype undefined/],
     ['int32', { shape: [1], dtype: 'int32', data: 'AACAPw==' }, 'unsupported_dtype', /"int32"/],
-    ['numpy spelling', { shape: [1], dtype: '<f4', data: 'AACAPw==' }, 'unsupported_dtype', /"<f4"/],
-    ['data not a string', { shape: [1], dtype: 'float32', data: [1] }, 'invalid_latent', /data must be a base64 string/],
-    ['bad base64', { shape: [1], dtype: 'float32', data: 'AAC$Pw==' }, 'invalid_base64', /latent data: invalid character at position 3/],
-    ['data URL', { shape: [1], dtype: 'float32', data: 'data:image/png;base64,AACAPw==' }, 'invalid_base64', /data URL is not accepted/],
-    ['too short', { shape: [2], dtype: 'float32', data: 'AACAPw==' }, 'invalid_latent', /holds 4 bytes but shape \[2\] of float32 needs 8/],
-    ['empty data', { shape: [1, 4, 7, 7], dtype: 'float32', data: '' }, 'invalid_latent', /holds 0 bytes .* needs 784/],
+    [
+      'numpy spelling',
+      { shape: [1], dtype: '<f4', data: 'AACAPw==' },
+      'unsupported_dtype',
+      /"<f4"/,
+    ],
+    [
+      'data not a string',
+      { shape: [1], dtype: 'float32', data: [1] },
+      'invalid_latent',
+      /data must be a base64 string/,
+    ],
+    [
+      'bad base64',
+      { shape: [1], dtype: 'float32', data: 'AAC$Pw==' },
+      'invalid_base64',
+      /latent data: invalid character at position 3/,
+    ],
+    [
+      'data URL',
+      { shape: [1], dtype: 'float32', data: 'data:image/png;base64,AACAPw==' },
+      'invalid_base64',
+      /data URL is not accepted/,
+    ],
+    [
+      'too short',
+      { shape: [2], dtype: 'float32', data: 'AACAPw==' },
+      'invalid_latent',
+      /holds 4 bytes but shape \[2\] of float32 needs 8/,
+    ],
+    [
+      'empty data',
+      { shape: [1, 4, 7, 7], dtype: 'float32', data: '' },
+      'invalid_latent',
+      /holds 0 bytes .* needs 784/,
+    ],
   ])('%s', async (_name, value, code, message) => {
     const err = await rejection(() => parseLatentJson(value));
     expect(err.code).toBe(code);
@@ -90,7 +144,9 @@ describe('checkLatent', () => {
   });
 
   test('too many latents is 413 too_many_items when a limit is given', async () => {
-    const err = await rejection(() => checkLatent(latent([5, 4, 7, 7]), LATENT_SHAPE, { maxBatch: 4 }));
+    const err = await rejection(() =>
+      checkLatent(latent([5, 4, 7, 7]), LATENT_SHAPE, { maxBatch: 4 }),
+    );
     expect([err.code, err.httpStatus]).toEqual(['too_many_items', 413]);
   });
 

@@ -2,14 +2,23 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkLatent, floatToHalfBits, halfBitsToFloat, parseNpy, writeNpy } from '../../src/intake';
+import {
+  checkLatent,
+  floatToHalfBits,
+  halfBitsToFloat,
+  parseNpy,
+  writeNpy,
+} from '../../src/intake';
 import { caseBytes, describeCases, LATENT_SHAPE, rejection } from './helpers';
 
 /** BC-18 .npy latents, plus numpy-written fixtures (fixtures/make_npy_fixtures.py). */
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, 'fixtures', 'npy', name));
 /** v[i, j, k] = 100 i + 10 j + k in C order, as the fixtures hold. */
-const CUBE = Array.from({ length: 24 }, (_, n) => 100 * Math.floor(n / 12) + 10 * Math.floor((n % 12) / 4) + (n % 4));
+const CUBE = Array.from(
+  { length: 24 },
+  (_, n) => 100 * Math.floor(n / 12) + 10 * Math.floor((n % 12) / 4) + (n % 4),
+);
 
 describeCases('latent .npy files (BC-18)', () => {
   const control = () => parseNpy(caseBytes('bc18-latent-f4.npy'));
@@ -22,15 +31,20 @@ describeCases('latent .npy files (BC-18)', () => {
     expect(checkLatent(z, LATENT_SHAPE).shape).toEqual([1, 4, 7, 7]);
   });
 
-  test.each(['bc18-latent-f4-fortran.npy', 'bc18-latent-f4-big-endian.npy'])('%s equals the control exactly', (name) => {
-    const z = parseNpy(caseBytes(name));
-    expect(z.shape).toEqual([1, 4, 7, 7]);
-    expect(Array.from(z.data)).toEqual(Array.from(control().data));
-  });
+  test.each(['bc18-latent-f4-fortran.npy', 'bc18-latent-f4-big-endian.npy'])(
+    '%s equals the control exactly',
+    (name) => {
+      const z = parseNpy(caseBytes(name));
+      expect(z.shape).toEqual([1, 4, 7, 7]);
+      expect(Array.from(z.data)).toEqual(Array.from(control().data));
+    },
+  );
 
   test('Fortran data read naively as C order would differ (the test above is meaningful)', () => {
     const bytes = caseBytes('bc18-latent-f4-fortran.npy');
-    const naive = new Float32Array(bytes.buffer.slice(bytes.byteOffset + bytes.length - 784, bytes.byteOffset + bytes.length));
+    const naive = new Float32Array(
+      bytes.buffer.slice(bytes.byteOffset + bytes.length - 784, bytes.byteOffset + bytes.length),
+    );
     expect(Array.from(naive)).not.toEqual(Array.from(control().data));
   });
 
@@ -69,8 +83,14 @@ describe('parseNpy on numpy-written fixtures', () => {
   });
 
   test('1-d, 0-d and empty arrays', () => {
-    expect(parseNpy(fixture('vector-f4.npy'))).toEqual({ shape: [5], data: Float32Array.from([0, 1, 2, 3, 4]) });
-    expect(parseNpy(fixture('scalar-f4.npy'))).toEqual({ shape: [], data: Float32Array.from([7.5]) });
+    expect(parseNpy(fixture('vector-f4.npy'))).toEqual({
+      shape: [5],
+      data: Float32Array.from([0, 1, 2, 3, 4]),
+    });
+    expect(parseNpy(fixture('scalar-f4.npy'))).toEqual({
+      shape: [],
+      data: Float32Array.from([7.5]),
+    });
     expect(parseNpy(fixture('empty-f4.npy')).shape).toEqual([0, 4, 7, 7]);
   });
 
@@ -100,19 +120,55 @@ describe('malformed .npy files are 400 invalid_latent with the reason', () => {
   test.each([
     ['not npy at all', Buffer.from('hello world'), /does not start with the .npy magic/],
     ['empty', Buffer.alloc(0), /does not start with the .npy magic/],
-    ['version 4', Buffer.concat([good().subarray(0, 6), Buffer.from([4, 0]), good().subarray(8)]), /version 4.0/],
+    [
+      'version 4',
+      Buffer.concat([good().subarray(0, 6), Buffer.from([4, 0]), good().subarray(8)]),
+      /version 4.0/,
+    ],
     ['header longer than the file', good().subarray(0, 40), /declares a \d+-byte header but holds/],
-    ['data one value short', good().subarray(0, good().length - 4), /holds 92 data bytes but shape \(2, 3, 4\) of '<f4' needs 96/],
+    [
+      'data one value short',
+      good().subarray(0, good().length - 4),
+      /holds 92 data bytes but shape \(2, 3, 4\) of '<f4' needs 96/,
+    ],
     ['data one byte long', Buffer.concat([good(), Buffer.alloc(1)]), /holds 97 data bytes/],
-    ['a call in the header', withHeader("{'descr': __import__('os'), 'fortran_order': False, 'shape': (2, 3, 4), }"), /not a valid dict literal: unexpected character "_"/],
-    ['missing shape', withHeader("{'descr': '<f4', 'fortran_order': False, }"), /expected exactly descr, fortran_order, shape/],
-    ['extra key', withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (24,), 'x': 1}"), /expected exactly/],
-    ['duplicate key', withHeader("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (24,)}"), /duplicate key 'descr'/],
-    ['negative dim', withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (-24,), }"), /not a tuple of non-negative integers/],
-    ['fortran_order not bool', withHeader("{'descr': '<f4', 'fortran_order': 0, 'shape': (24,), }"), /fortran_order is not True\/False/],
+    [
+      'a call in the header',
+      withHeader("{'descr': __import__('os'), 'fortran_order': False, 'shape': (2, 3, 4), }"),
+      /not a valid dict literal: unexpected character "_"/,
+    ],
+    [
+      'missing shape',
+      withHeader("{'descr': '<f4', 'fortran_order': False, }"),
+      /expected exactly descr, fortran_order, shape/,
+    ],
+    [
+      'extra key',
+      withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (24,), 'x': 1}"),
+      /expected exactly/,
+    ],
+    [
+      'duplicate key',
+      withHeader("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (24,)}"),
+      /duplicate key 'descr'/,
+    ],
+    [
+      'negative dim',
+      withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (-24,), }"),
+      /not a tuple of non-negative integers/,
+    ],
+    [
+      'fortran_order not bool',
+      withHeader("{'descr': '<f4', 'fortran_order': 0, 'shape': (24,), }"),
+      /fortran_order is not True\/False/,
+    ],
     ['unterminated', withHeader("{'descr': '<f4"), /unterminated string/],
     ['not a dict', withHeader('(1, 2)'), /header is not a dict/],
-    ['huge dim', withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }"), /too large|expected/],
+    [
+      'huge dim',
+      withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }"),
+      /too large|expected/,
+    ],
   ])('%s', async (_name, bytes, message) => {
     const err = await rejection(() => parseNpy(bytes));
     expect(err.code).toBe('invalid_latent');
@@ -120,13 +176,17 @@ describe('malformed .npy files are 400 invalid_latent with the reason', () => {
   });
 
   test('shape (24) without a comma is the integer 24, not a tuple: refused', async () => {
-    const err = await rejection(() => parseNpy(withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (24), }")));
+    const err = await rejection(() =>
+      parseNpy(withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (24), }")),
+    );
     expect(err.message).toMatch(/shape 24 is not a tuple/);
   });
 
   test('deep nesting is refused, not a stack overflow', async () => {
     const deep = '('.repeat(5000) + ')'.repeat(5000);
-    const err = await rejection(() => parseNpy(withHeader(`{'descr': '<f4', 'fortran_order': False, 'shape': ${deep}}`)));
+    const err = await rejection(() =>
+      parseNpy(withHeader(`{'descr': '<f4', 'fortran_order': False, 'shape': ${deep}}`)),
+    );
     expect(err.message).toMatch(/nesting too deep/);
   });
 });
@@ -156,21 +216,32 @@ describe('writeNpy', () => {
   });
 
   const numpy = spawnSync('/usr/bin/python3', ['-c', 'import numpy'], { encoding: 'utf8' });
-  (numpy.status === 0 ? test : test.skip)('numpy loads what writeNpy writes (needs python3-numpy)', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'npy-'));
-    try {
-      fs.writeFileSync(path.join(dir, 'f4.npy'), writeNpy(tensor));
-      fs.writeFileSync(path.join(dir, 'f2.npy'), writeNpy({ shape: [3], data: Float32Array.from([1, -2.5, 65504]) }, 'float16'));
-      fs.writeFileSync(path.join(dir, 'v.npy'), writeNpy({ shape: [4], data: Float32Array.from([0, 1, 2, 3]) }));
-      const script =
-        'import numpy as np, sys; d = sys.argv[1]; a = np.load(d + "/f4.npy"); ' +
-        'print(a.dtype, a.shape, a.flags["C_CONTIGUOUS"], float(a[1, 2, 3]), ' +
-        'np.load(d + "/f2.npy").tolist(), np.load(d + "/f2.npy").dtype, np.load(d + "/v.npy").shape)';
-      const run = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
-      expect(run.stderr).toBe('');
-      expect(run.stdout.trim()).toBe(`float32 (2, 3, 4) True ${Math.fround(123 / 7)} [1.0, -2.5, 65504.0] float16 (4,)`);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  (numpy.status === 0 ? test : test.skip)(
+    'numpy loads what writeNpy writes (needs python3-numpy)',
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'npy-'));
+      try {
+        fs.writeFileSync(path.join(dir, 'f4.npy'), writeNpy(tensor));
+        fs.writeFileSync(
+          path.join(dir, 'f2.npy'),
+          writeNpy({ shape: [3], data: Float32Array.from([1, -2.5, 65504]) }, 'float16'),
+        );
+        fs.writeFileSync(
+          path.join(dir, 'v.npy'),
+          writeNpy({ shape: [4], data: Float32Array.from([0, 1, 2, 3]) }),
+        );
+        const script =
+          'import numpy as np, sys; d = sys.argv[1]; a = np.load(d + "/f4.npy"); ' +
+          'print(a.dtype, a.shape, a.flags["C_CONTIGUOUS"], float(a[1, 2, 3]), ' +
+          'np.load(d + "/f2.npy").tolist(), np.load(d + "/f2.npy").dtype, np.load(d + "/v.npy").shape)';
+        const run = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+        expect(run.stderr).toBe('');
+        expect(run.stdout.trim()).toBe(
+          `float32 (2, 3, 4) True ${Math.fround(123 / 7)} [1.0, -2.5, 65504.0] float16 (4,)`,
+        );
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -31,7 +31,9 @@ beforeEach(() => (sharpCalls.length = 0));
 describeCases('SVG is refused by sniffing, sharp never runs (BC-22)', () => {
   test.each(SVGS)('%s: 415 listing the supported formats, no decoder call', async (name) => {
     const started = Date.now();
-    const err = await rejection(() => prepareImage(caseBytes(name), GREY, { maxPixels: MAX_PIXELS }));
+    const err = await rejection(() =>
+      prepareImage(caseBytes(name), GREY, { maxPixels: MAX_PIXELS }),
+    );
     expect([err.code, err.httpStatus]).toEqual(['unsupported_image_format', 415]);
     expect(err.message).toBe(
       'image format SVG/XML is not supported; this service accepts PNG, JPEG, WebP, GIF (raster only)',
@@ -47,7 +49,11 @@ describeCases('SVG is refused by sniffing, sharp never runs (BC-22)', () => {
   });
 
   test('not-an-image bodies never reach sharp either', async () => {
-    for (const name of ['bc24-text-named.png', 'bc24-ten-random-bytes.bin', 'bc24-zero-bytes.png']) {
+    for (const name of [
+      'bc24-text-named.png',
+      'bc24-ten-random-bytes.bin',
+      'bc24-zero-bytes.png',
+    ]) {
       await rejection(() => prepareImage(caseBytes(name), GREY, { maxPixels: MAX_PIXELS }));
     }
     expect(sharpCalls).toHaveLength(0);
@@ -56,7 +62,9 @@ describeCases('SVG is refused by sniffing, sharp never runs (BC-22)', () => {
 
 describe('sniffImageFormat', () => {
   const bytes = (...parts: Array<string | number[]>) =>
-    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))));
+    Buffer.concat(
+      parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))),
+    );
 
   test.each([
     ['png', bytes([0x89], 'PNG\r\n\x1a\n', 'rest')],
