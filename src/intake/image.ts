@@ -1,4 +1,5 @@
-import type { ImageSpec, PreparedImage, ResizePolicy } from '../types';
+import { ServiceError } from '../errors';
+import type { ImageSpec, PreparedImage, ResizePolicy, Tensor } from '../types';
 import { decodeToRgb, readImageHeader, type ImageHeader } from './decoder';
 import { readExifOrientation } from './exif';
 import { checkGeometry, DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MIN_SIDE } from './geometry';
@@ -110,4 +111,20 @@ export async function prepareImage(
     frames: header.frames,
     warnings: [...anomalies, ...warnings],
   };
+}
+
+/**
+ * Prepared images -> one encoder batch [N, C, H, W].
+ * @example stackImages(await Promise.all(bodies.map((b) => prepareImage(b, spec, opts))), spec)
+ */
+export function stackImages(images: PreparedImage[], spec: ImageSpec): Tensor {
+  const size = spec.channels * spec.height * spec.width;
+  const data = new Float32Array(images.length * size);
+  images.forEach((image, i) => {
+    if (image.data.length !== size) {
+      throw new ServiceError('internal', `image ${i} has ${image.data.length} values, not ${size}`);
+    }
+    data.set(image.data, i * size);
+  });
+  return { data, shape: [images.length, spec.channels, spec.height, spec.width] };
 }

@@ -7,7 +7,7 @@ export { decodeBase64, encodeBase64, type DecodedBase64, type DecodeBase64Option
 export { encodeImage, type EncodeImageOptions } from './encode-image';
 export { decodeFloat16, encodeFloat16, floatToHalfBits, halfBitsToFloat } from './float16';
 export { DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MIN_SIDE } from './geometry';
-export { prepareImage, type PrepareImageOptions, type WarnLogger } from './image';
+export { prepareImage, stackImages, type PrepareImageOptions, type WarnLogger } from './image';
 export { resolveClass } from './labels';
 export {
   checkLatent,

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { prepareImage } from '../../src/intake';
+import { prepareImage, stackImages } from '../../src/intake';
 import {
   atSize,
   caseBytes,
@@ -145,4 +145,22 @@ describe('resize policies', () => {
       expect(image.data).toHaveLength(32 * 16 * 3);
     }
   });
+});
+
+test('stackImages builds an [N, C, H, W] batch in order', async () => {
+  const white = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } })
+    .png()
+    .toBuffer();
+  const black = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+    .png()
+    .toBuffer();
+  const images = await Promise.all(
+    [white, black].map((b) => prepareImage(b, GREY, { maxPixels: MAX_PIXELS })),
+  );
+  const batch = stackImages(images, GREY);
+  expect(batch.shape).toEqual([2, 1, 28, 28]);
+  expect([batch.data[0], batch.data[783], batch.data[784], batch.data[1567]]).toEqual([
+    1, 1, -1, -1,
+  ]);
+  expect(stackImages([], GREY).shape).toEqual([0, 1, 28, 28]);
 });
