@@ -53,15 +53,14 @@ function decoderMessage(err: unknown): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 200);
 }
 
-function decodeError(err: unknown, format: string, stage: string): ServiceError {
+function decodeError(err: unknown, format: string, stage: string, seconds = 0): ServiceError {
   const message = decoderMessage(err);
   if (/exceeds pixel limit/i.test(message)) {
     return new ServiceError('image_too_large', `${format} image exceeds the pixel limit`, {});
   }
   if (/timeout/i.test(message)) {
-    return new ServiceError('limit_exceeded', `decoding the ${format} image took too long`, {
-      reason: message,
-    });
+    const took = `decoding the ${format} image took longer than ${seconds} s`;
+    return new ServiceError('limit_exceeded', took, { reason: message, limitSeconds: seconds });
   }
   return new ServiceError(
     'corrupt_image',
@@ -147,7 +146,7 @@ export async function decodeToRgb(
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw decodeError(err, name, 'pixel data');
+    throw decodeError(err, name, 'pixel data', opts.timeoutSeconds);
   }
   const { data, info } = result;
   const expected = spec.width * spec.height * 3;

@@ -6,7 +6,13 @@ import type { ClassInfo, ImageSpec } from '../../src/types';
 
 /** Shared fixtures for the intake tests: the failure cases, specs, and an error catcher. */
 
-export const CASES_DIR = process.env.CASES_DIR ?? '/work/shared/cases';
+/** CASES_DIR, else a copy vendored at test/cases, else the shared folder of this workspace. */
+export const CASES_DIR =
+  process.env.CASES_DIR ??
+  [path.join(__dirname, '..', 'cases'), '/work/shared/cases'].find((dir) =>
+    fs.existsSync(path.join(dir, 'manifest.json')),
+  ) ??
+  '/work/shared/cases';
 
 export interface CaseEntry {
   file: string;
@@ -19,8 +25,12 @@ export interface CaseEntry {
 }
 
 export const casesAvailable = fs.existsSync(path.join(CASES_DIR, 'manifest.json'));
-/** describe() when the shared cases folder exists, describe.skip otherwise (named in output). */
-export const describeCases = casesAvailable ? describe : describe.skip;
+/** describe() when the shared cases folder exists; otherwise one skipped test that says why
+ * (the body is not even run, so it may read case files freely). */
+export function describeCases(name: string, body: () => void): void {
+  if (casesAvailable) describe(name, body);
+  else test.skip(`${name} (failure cases not found: set CASES_DIR)`, () => undefined);
+}
 
 export function manifest(): CaseEntry[] {
   return JSON.parse(fs.readFileSync(path.join(CASES_DIR, 'manifest.json'), 'utf8'));
