@@ -26,7 +26,7 @@ class FashionClassifier(nn.Module):
         side = image_size // 4
         self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(64 * side * side, self.feature_dim),
                                     nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.feature_dim, num_classes))
+        self.head = nn.Linear(self.feature_dim, num_classes)  # no dropout: 2 epochs underfit anyway
 
     def features(self, img):
         """img [N, C, H, W] in [-1, 1] -> [N, 128]."""
@@ -53,7 +53,7 @@ def accuracy(model, images, labels, batch_size=1024, device="cpu"):
     return (logits.argmax(dim=1) == labels.cpu()).float().mean().item()
 
 
-def train_classifier(images, labels, epochs=2, batch_size=256, lr=2e-3, device="cpu", log=print,
+def train_classifier(images, labels, epochs=2, batch_size=256, lr=5e-3, device="cpu", log=print,
                      seed=0, num_classes=10):
     """Adam with a one-cycle schedule over `epochs`; returns the model in eval mode.
 
