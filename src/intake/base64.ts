@@ -56,7 +56,7 @@ function invalid(field: string, message: string, details: Record<string, unknown
 function splitDataUrl(text: string, field: string): { start: number; declaredType: string } {
   const m = DATA_URL.exec(text);
   if (!m) throw invalid(field, "data URL has no ',' before its payload", { position: 0 });
-  const declaredType = m[1].trim().toLowerCase();
+  const declaredType = m[1].trim().toLowerCase().slice(0, 100); // echoed in messages: keep short
   const params = m[2].split(';').map((p) => p.trim().toLowerCase());
   if (!params.includes('base64')) {
     throw invalid(field, `data URL is not base64-encoded (no ';base64' before ',')`, {
