@@ -35,7 +35,7 @@ def reconstruct(tokenizer, images, batch_size, device):
 
 def generate_class(tokenizer, generator, latent_mean, latent_scale, class_id, count, seed,
                    latent_shape, null_class, sampler_cfg, batch_size, device):
-    """count images of one class from contract noise (seed, samples 0..count-1) -> [count, C, H, W]."""
+    """count images [count, C, H, W] of one class from contract noise (seed, samples 0..count-1)."""
     noise = torch.from_numpy(latent_noise(seed, count, latent_shape))
     out = []
     for i in range(0, count, batch_size):
@@ -57,7 +57,7 @@ def generate_and_score(tokenizer, generator, latent_mean, latent_scale, classifi
                        num_classes, null_class, sampler_cfg, per_class, seed, latent_shape,
                        batch_size, device):
     """Generated images of every class, scored: (images [K, per_class, ...], metrics dict)."""
-    images, correct = [], []
+    images = []
     for c in range(num_classes):
         images.append(generate_class(tokenizer, generator, latent_mean, latent_scale, c,
                                      per_class, seed + c, latent_shape, null_class,
@@ -98,7 +98,8 @@ def evaluate(tokenizer, generator, latent_mean, latent_scale, classifier, train_
     m = {"test_count": int(test_images.shape[0]), "train_count": int(train_images.shape[0])}
 
     test_logits, test_feats = predict(classifier, test_images, batch_size, device)
-    m["classifier_test_accuracy"] = (test_logits.argmax(1) == test_labels.cpu()).float().mean().item()
+    test_hits = test_logits.argmax(1) == test_labels.cpu()
+    m["classifier_test_accuracy"] = test_hits.float().mean().item()
     log(f"eval classifier test_acc {m['classifier_test_accuracy']:.4f}")
 
     recon = reconstruct(tokenizer, test_images, batch_size, device)
@@ -116,16 +117,17 @@ def evaluate(tokenizer, generator, latent_mean, latent_scale, classifier, train_
     log(f"eval gen acc {m['gen_accuracy']:.4f} gfid {m['gfid']:.3f} ({m['gen_count']} samples)")
 
     # floors: real train images against the same test features, at the sizes used above
-    train_feats = predict(classifier, train_images, batch_size, device)[1]
-    m["fid_floor_gen"] = fid_from_features(_subsample(train_feats, m["gen_count"], seed), test_feats)
-    m["fid_floor_recon"] = fid_from_features(_subsample(train_feats, m["test_count"], seed),
-                                             test_feats)
+    train_sub = _subsample(train_images, max(m["gen_count"], m["test_count"]), seed)
+    train_feats = predict(classifier, train_sub, batch_size, device)[1]
+    m["fid_floor_gen"] = fid_from_features(train_feats[:m["gen_count"]], test_feats)
+    m["fid_floor_recon"] = fid_from_features(train_feats[:m["test_count"]], test_feats)
     m["floor_train_counts"] = [min(m["gen_count"], m["train_count"]),
                                min(m["test_count"], m["train_count"])]
     m.update(latent_shape=list(latent_shape), latent_mean=float(latent_mean),
              latent_scale=float(latent_scale), sampler=cfg, seed=seed,
              noise_generator=NOISE_GENERATOR, per_class=num_gen_per_class,
-             feature_space=f"{type(classifier).__name__} penultimate features ({classifier.feature_dim}-d)",
+             feature_space=f"{type(classifier).__name__} penultimate features "
+                           f"({classifier.feature_dim}-d)",
              eval_seconds=round(time.time() - t0, 1))
 
     save_samples_grid(samples[:, :10], class_names, os.path.join(out_dir, "samples_grid.png"))

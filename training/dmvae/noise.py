@@ -49,7 +49,7 @@ def seed_to_key(seed):
 
 
 def latent_noise(seed, count, shape):
-    """Standard-normal starting latents: float32 [count, *shape]; sample s uses counter (b, s, 0, 0)."""
+    """Standard-normal latents float32 [count, *shape]; sample s uses counters (b, s, 0, 0)."""
     key = seed_to_key(seed)
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"count must be a non-negative integer, got {count!r}")
