@@ -1,0 +1,207 @@
+import { ServiceError } from '../errors';
+import type { Logger } from '../logger';
+import type { Manifest } from '../models/manifest';
+import { latentNoise, MAX_SEED } from '../sampler/philox';
+import { rowsPerEvaluation, sample } from '../sampler/sampler';
+import type {
+  ClassInfo,
+  GenerateParams,
+  GenerateProgress,
+  GenerateResult,
+  ImageSpec,
+  ModelHandle,
+  ProviderReport,
+  Tensor,
+} from '../types';
+import type { Batcher } from './batcher';
+import type { RowBudget } from './row-budget';
+import { checkBatch, checkFinite, isFloat32Array } from './validate';
+
+/**
+ * One loaded model over ONNX Runtime: checks what clients hand it, sends the tensors through
+ * the per-graph batchers (which run them in worker threads), and drives the sampler.
+ */
+
+export interface HandleLimits {
+  maxGenerateCount: number;
+  maxSteps: number;
+}
+
+export interface HandleParts {
+  manifest: Manifest;
+  providers: ProviderReport[];
+  batchers: { encoder: Batcher; decoder: Batcher; generator: Batcher; classifier?: Batcher };
+  budget: RowBudget;
+  limits: HandleLimits;
+  logger: Logger;
+}
+
+export class OnnxModelHandle implements ModelHandle {
+  readonly name: string;
+  readonly manifest: Manifest;
+  readonly imageSpec: ImageSpec;
+  readonly latentShape: [number, number, number];
+  readonly classes: ClassInfo[];
+  readonly providers: ProviderReport[];
+  private readonly imageShape: number[];
+  private readonly latentSize: number;
+
+  constructor(private readonly parts: HandleParts) {
+    const m = parts.manifest;
+    this.name = m.name;
+    this.manifest = m;
+    this.imageSpec = { height: m.image.height, width: m.image.width, channels: m.image.channels };
+    this.latentShape = [...m.latent.shape];
+    this.classes = m.classes.map((c) => ({ id: c.id, name: c.name }));
+    this.providers = parts.providers;
+    this.imageShape = [m.image.channels, m.image.height, m.image.width];
+    this.latentSize = this.latentShape.reduce((a, b) => a * b, 1);
+  }
+
+  async encode(images: Tensor, signal?: AbortSignal): Promise<Tensor> {
+    checkBatch(images, this.imageShape, 'image batch', 'invalid_request');
+    checkFinite(images, 'image batch', 'invalid_request');
+    const out = await this.parts.batchers.encoder.submit(
+      { image: { type: 'float32', data: images.data, dims: images.shape } },
+      { signal },
+    );
+    return this.output(out.latent, 'encoder', 'latent', this.latentShape);
+  }
+
+  async decode(latents: Tensor, signal?: AbortSignal): Promise<Tensor> {
+    return this.decodeRaw(latents, { signal });
+  }
+
+  /** Classifier logits [N, num_classes]; only when the registry loaded the classifier. */
+  async classify(images: Tensor, signal?: AbortSignal): Promise<Tensor> {
+    const classifier = this.parts.batchers.classifier;
+    if (!classifier) throw new Error(`classifier of ${this.name} was not loaded (withClassifier)`);
+    checkBatch(images, this.imageShape, 'image batch', 'invalid_request');
+    const out = await classifier.submit(
+      { image: { type: 'float32', data: images.data, dims: images.shape } },
+      { signal },
+    );
+    return this.output(out.logits, 'classifier', 'logits', [this.classes.length]);
+  }
+
+  async generate(
+    params: GenerateParams,
+    onProgress?: (p: GenerateProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<GenerateResult> {
+    this.checkParams(params);
+    const { count } = params;
+    // The whole generation counts against the queue from start to end, so it cannot be
+    // refused half-way; its own generator and decoder submissions are then "reserved".
+    const rows = rowsPerEvaluation(count, params.cfgScale);
+    this.parts.budget.acquire(rows);
+    const started = performance.now();
+    try {
+      const generator = this.parts.batchers.generator;
+      const normalised = await sample({
+        noise: latentNoise(params.seed, count, this.latentSize),
+        count,
+        classId: params.classId,
+        nullClass: this.manifest.null_class,
+        method: params.method,
+        steps: params.steps,
+        cfgScale: params.cfgScale,
+        cfgInterval: params.cfgInterval,
+        shift: params.shift,
+        onProgress,
+        signal,
+        velocity: async (x, t, y) => {
+          const n = t.length;
+          const out = await generator.submit(
+            {
+              x: { type: 'float32', data: x, dims: [n, ...this.latentShape] },
+              t: { type: 'float32', data: t, dims: [n] },
+              y: { type: 'int64', data: y, dims: [n] },
+            },
+            { signal, reserved: true },
+          );
+          return this.output(out.v, 'generator', 'v', this.latentShape).data;
+        },
+      });
+      const latents = this.denormalizeLatents({ data: normalised, shape: [count, ...this.latentShape] });
+      const images = await this.decodeRaw(latents, { signal, reserved: true });
+      const ms = Math.round(performance.now() - started);
+      this.parts.logger.debug({ model: this.name, ...params, ms }, 'generated');
+      return { latents, images };
+    } finally {
+      this.parts.budget.release(rows);
+    }
+  }
+
+  /** z_norm = (z - mean) * scale, elementwise in float32. */
+  normalizeLatents(raw: Tensor): Tensor {
+    checkBatch(raw, this.latentShape, 'latent batch', 'invalid_latent');
+    const [mean, scale] = this.latentStats();
+    const data = new Float32Array(raw.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = Math.fround(raw.data[i] - mean) * scale;
+    return { data, shape: [...raw.shape] };
+  }
+
+  /** z = z_norm / scale + mean, elementwise in float32. */
+  denormalizeLatents(normalized: Tensor): Tensor {
+    checkBatch(normalized, this.latentShape, 'latent batch', 'invalid_latent');
+    const [mean, scale] = this.latentStats();
+    const data = new Float32Array(normalized.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = Math.fround(normalized.data[i] / scale) + mean;
+    return { data, shape: [...normalized.shape] };
+  }
+
+  /** Mean and scale as float32, as torch applies Python scalars to float32 tensors. */
+  private latentStats(): [number, number] {
+    return [Math.fround(this.manifest.latent.mean), Math.fround(this.manifest.latent.scale)];
+  }
+
+  private async decodeRaw(latents: Tensor, opts: { signal?: AbortSignal; reserved?: boolean }) {
+    checkBatch(latents, this.latentShape, 'latent batch', 'invalid_latent');
+    checkFinite(latents, 'latent batch', 'invalid_latent');
+    const out = await this.parts.batchers.decoder.submit(
+      { latent: { type: 'float32', data: latents.data, dims: latents.shape } },
+      opts,
+    );
+    const images = this.output(out.image, 'decoder', 'image', this.imageShape);
+    const data = images.data;
+    for (let i = 0; i < data.length; i++) data[i] = data[i] < -1 ? -1 : data[i] > 1 ? 1 : data[i];
+    return images;
+  }
+
+  /** A graph output as a Tensor, after checking it has the shape the manifest promises. */
+  private output(t: { data: unknown; dims: number[] } | undefined, graph: string, name: string, row: number[]): Tensor {
+    const dims = t?.dims ?? [];
+    const ok = isFloat32Array(t?.data) && dims.length === row.length + 1 && row.every((d, i) => dims[i + 1] === d);
+    if (!ok) {
+      throw new ServiceError('inference_failed', `${graph} returned ${name} of shape [${dims.join(', ')}], expected [N, ${row.join(', ')}]`);
+    }
+    return { data: t.data as Float32Array, shape: dims };
+  }
+
+  private checkParams(p: GenerateParams): void {
+    const num = this.classes.length;
+    const limits = this.parts.limits;
+    if (!Number.isInteger(p.classId) || p.classId < 0 || p.classId >= num) {
+      throw new ServiceError('invalid_class', `class must be an integer in 0..${num - 1}, got ${p.classId}`, {
+        classes: this.classes,
+      });
+    }
+    const bad = (field: string, rule: string, value: unknown) =>
+      new ServiceError('invalid_request', `${field} must be ${rule}, got ${JSON.stringify(value)}`);
+    const over = (field: string, limit: number, value: number) =>
+      new ServiceError('limit_exceeded', `${field} ${value} is over the limit of ${limit}`, { limit, actual: value });
+    if (!Number.isInteger(p.count) || p.count < 1) throw bad('count', 'an integer >= 1', p.count);
+    if (p.count > limits.maxGenerateCount) throw over('count', limits.maxGenerateCount, p.count);
+    if (!Number.isInteger(p.steps) || p.steps < 1) throw bad('steps', 'an integer >= 1', p.steps);
+    if (p.steps > limits.maxSteps) throw over('steps', limits.maxSteps, p.steps);
+    if (p.method !== 'euler' && p.method !== 'heun') throw bad('method', '"euler" or "heun"', p.method);
+    if (!Number.isFinite(p.cfgScale)) throw bad('cfgScale', 'a finite number', p.cfgScale);
+    const [lo, hi] = Array.isArray(p.cfgInterval) ? p.cfgInterval : [NaN, NaN];
+    if (!(0 <= lo && lo <= hi && hi <= 1)) throw bad('cfgInterval', '[lo, hi] with 0 <= lo <= hi <= 1', p.cfgInterval);
+    if (!Number.isFinite(p.shift) || p.shift <= 0) throw bad('shift', 'a number > 0', p.shift);
+    if (!Number.isSafeInteger(p.seed) || p.seed < 0 || p.seed > MAX_SEED) {
+      throw bad('seed', `an integer in 0..${MAX_SEED}`, p.seed);
+    }
+  }
+}

@@ -1,0 +1,264 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config';
+import { ServiceError } from '../errors';
+import { Batcher, type InputSpec } from '../inference/batcher';
+import { OnnxModelHandle } from '../inference/model-handle';
+import { WorkerPool } from '../inference/pool';
+import type { Feeds, WorkerModelSpec } from '../inference/protocol';
+import { RowBudget } from '../inference/row-budget';
+import type { Logger } from '../logger';
+import type { ModelHandle, ModelRegistry, ProviderReport } from '../types';
+import { loadModelFolder, ModelLoadError, type GraphName, type Manifest, type ModelFolder } from './manifest';
+
+/**
+ * Every model folder under MODELS_DIR: verified on disk, opened in the worker pool with the
+ * configured execution providers, warmed up, then served through one batcher per graph.
+ */
+
+export interface RegistryOptions {
+  config: Config;
+  logger: Logger;
+  /** Also open classifier.onnx (tests and evaluation; the API never uses it). */
+  withClassifier?: boolean;
+  /** Override the compiled worker file (see inference/pool.ts). */
+  workerFile?: string;
+}
+
+/** Graph inputs and outputs fixed by docs/model-format.md. */
+const GRAPH_IO: Record<GraphName, { inputs: string[]; outputs: string[] }> = {
+  encoder: { inputs: ['image'], outputs: ['latent'] },
+  decoder: { inputs: ['latent'], outputs: ['image'] },
+  generator: { inputs: ['x', 't', 'y'], outputs: ['v'] },
+  classifier: { inputs: ['image'], outputs: ['logits'] },
+};
+
+export class Registry implements ModelRegistry {
+  private readonly handles = new Map<string, OnnxModelHandle>();
+  private readonly batchers: Batcher[] = [];
+  private pool: WorkerPool | null = null;
+  private ready = false;
+
+  constructor(private readonly opts: RegistryOptions) {}
+
+  /** Loads every model; throws ModelLoadError (or the pool's startup error) naming the cause. */
+  async load(): Promise<void> {
+    const { config, logger } = this.opts;
+    const folders = await this.scan();
+    for (const f of folders) {
+      if (f.unlisted.length > 0) {
+        logger.warn({ model: f.manifest.name, files: f.unlisted }, 'files not listed in manifest (unverified)');
+      }
+    }
+    const graphs = this.graphsToOpen();
+    this.pool = new WorkerPool({
+      size: config.ortWorkers,
+      logger,
+      workerFile: this.opts.workerFile,
+      init: {
+        kind: 'init',
+        models: folders.map((f) => workerSpec(f, graphs)),
+        providers: [...config.executionProviders],
+        fallback: config.providerFallback,
+        intraOpThreads: config.ortIntraOpThreads,
+      },
+    });
+    await this.pool.start();
+    try {
+      this.checkSessions(folders);
+    } catch (err) {
+      await this.pool.close();
+      throw err;
+    }
+    const budget = new RowBudget(config.queueMaxImages);
+    for (const f of folders) this.handles.set(f.manifest.name, this.makeHandle(f, graphs, budget));
+    this.ready = true;
+  }
+
+  list(): ModelHandle[] {
+    return [...this.handles.values()];
+  }
+
+  get(name: string): OnnxModelHandle {
+    if (!this.ready) throw new ServiceError('not_ready', 'Models are still loading');
+    const handle = this.handles.get(name);
+    if (!handle) {
+      const known = [...this.handles.keys()];
+      throw new ServiceError('model_not_found', `No model "${name}"; available: ${known.join(', ')}`, {
+        available: known,
+      });
+    }
+    return handle;
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  /** The worker pool, for tests that check crash recovery. */
+  get workers(): WorkerPool | null {
+    return this.pool;
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    for (const b of this.batchers) b.close();
+    await this.pool?.close();
+  }
+
+  private async scan(): Promise<ModelFolder[]> {
+    const root = this.opts.config.modelsDir;
+    const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: Error) => {
+      throw new ModelLoadError(root, `cannot read MODELS_DIR: ${err.message}`);
+    });
+    const dirs: string[] = [];
+    for (const e of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+      const dir = path.join(root, e.name);
+      if (await fs.stat(path.join(dir, 'manifest.json')).catch(() => null)) dirs.push(dir);
+    }
+    if (dirs.length === 0) {
+      throw new ModelLoadError(root, 'no model folder (a subfolder with manifest.json) in MODELS_DIR');
+    }
+    const results = await Promise.allSettled(dirs.map((d) => loadModelFolder(d)));
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+    if (errors.length > 0) throw new ModelLoadError(root, `${errors.length} model(s) failed:\n  ${errors.join('\n  ')}`);
+    return results.map((r) => (r as PromiseFulfilledResult<ModelFolder>).value);
+  }
+
+  private graphsToOpen(): GraphName[] {
+    const graphs: GraphName[] = ['encoder', 'decoder', 'generator'];
+    return this.opts.withClassifier ? [...graphs, 'classifier'] : graphs;
+  }
+
+  /** Names and warm-up output shapes must be what the contract and the manifest say. */
+  private checkSessions(folders: ModelFolder[]): void {
+    const pool = this.pool as WorkerPool;
+    for (const s of pool.sessions) {
+      const want = GRAPH_IO[s.graph];
+      const dir = folders.find((f) => f.manifest.name === s.model)?.dir ?? s.model;
+      const same = (a: string[], b: string[]) => [...a].sort().join() === [...b].sort().join();
+      if (!same(s.inputNames, want.inputs) || !same(s.outputNames, want.outputs)) {
+        throw new ModelLoadError(
+          dir,
+          `${s.graph} graph has inputs [${s.inputNames}] and outputs [${s.outputNames}]; ` +
+            `the contract says [${want.inputs}] -> [${want.outputs}]`,
+        );
+      }
+      const m = folders.find((f) => f.manifest.name === s.model)?.manifest as Manifest;
+      const expected = expectedOutputDims(m, s.graph);
+      const got = pool.warmupDims[`${s.model}/${s.graph}`]?.[want.outputs[0]] ?? [];
+      if (got.join() !== expected.join()) {
+        throw new ModelLoadError(
+          dir,
+          `${s.graph} graph gives ${want.outputs[0]} [${got}] for a batch of 1; manifest implies [${expected}]`,
+        );
+      }
+    }
+    for (const s of pool.sessions) this.logSession(s);
+  }
+
+  private logSession(s: WorkerPool['sessions'][number]): void {
+    const fields = { model: s.model, graph: s.graph, requested: s.requested, actual: s.actual };
+    if (s.refused.length > 0) {
+      this.opts.logger.warn(
+        { ...fields, refused: s.refused },
+        `EXECUTION PROVIDER FALLBACK: ${s.refused.map((r) => r.provider).join(', ')} unavailable, ` +
+          `${s.model}/${s.graph} runs on ${s.actual}`,
+      );
+    }
+    this.opts.logger.info(fields, 'ORT session ready');
+  }
+
+  private makeHandle(f: ModelFolder, graphs: GraphName[], budget: RowBudget): OnnxModelHandle {
+    const { config, logger } = this.opts;
+    const m = f.manifest;
+    const pool = this.pool as WorkerPool;
+    const make = (graph: GraphName) => {
+      const batcher = new Batcher({
+        name: `${m.name}/${graph}`,
+        inputs: inputSpecs(m, graph),
+        maxRows: config.batchMaxImages,
+        maxWaitMs: config.batchMaxWaitMs,
+        concurrency: config.ortWorkers,
+        budget,
+        run: (feeds) => pool.run(m.name, graph, feeds),
+        logger,
+      });
+      this.batchers.push(batcher);
+      return batcher;
+    };
+    const providers: ProviderReport[] = pool.sessions
+      .filter((s) => s.model === m.name)
+      .map((s) => ({ graph: s.graph, requested: s.requested, actual: s.actual }));
+    return new OnnxModelHandle({
+      manifest: m,
+      providers,
+      batchers: {
+        encoder: make('encoder'),
+        decoder: make('decoder'),
+        generator: make('generator'),
+        classifier: graphs.includes('classifier') ? make('classifier') : undefined,
+      },
+      budget,
+      limits: { maxGenerateCount: config.maxGenerateCount, maxSteps: config.maxSteps },
+      logger,
+    });
+  }
+}
+
+/**
+ * Creates the registry and loads every model; the usual way to start.
+ * @example const registry = await loadRegistry({ config, logger });
+ */
+export async function loadRegistry(opts: RegistryOptions): Promise<Registry> {
+  const registry = new Registry(opts);
+  await registry.load();
+  return registry;
+}
+
+function inputSpecs(m: Manifest, graph: GraphName): Record<string, InputSpec> {
+  const image = [m.image.channels, m.image.height, m.image.width];
+  const latent = [...m.latent.shape];
+  switch (graph) {
+    case 'encoder':
+    case 'classifier':
+      return { image: { type: 'float32', rowDims: image } };
+    case 'decoder':
+      return { latent: { type: 'float32', rowDims: latent } };
+    case 'generator':
+      return {
+        x: { type: 'float32', rowDims: latent },
+        t: { type: 'float32', rowDims: [] },
+        y: { type: 'int64', rowDims: [] },
+      };
+  }
+}
+
+function expectedOutputDims(m: Manifest, graph: GraphName): number[] {
+  const image = [m.image.channels, m.image.height, m.image.width];
+  if (graph === 'decoder') return [1, ...image];
+  if (graph === 'classifier') return [1, m.classes.length];
+  return [1, ...m.latent.shape];
+}
+
+function workerSpec(f: ModelFolder, graphs: GraphName[]): WorkerModelSpec {
+  const spec: WorkerModelSpec = { name: f.manifest.name, graphs: {}, warmup: {} };
+  for (const graph of graphs) {
+    const file = f.graphPaths[graph];
+    if (!file) throw new ModelLoadError(f.dir, `manifest names no ${graph} graph`);
+    spec.graphs[graph] = file;
+    spec.warmup[graph] = warmupFeeds(f.manifest, graph);
+  }
+  return spec;
+}
+
+/** A batch of one neutral input (zeros; the first real class for y). */
+function warmupFeeds(m: Manifest, graph: GraphName): Feeds {
+  const feeds: Feeds = {};
+  for (const [name, spec] of Object.entries(inputSpecs(m, graph))) {
+    const size = spec.rowDims.reduce((a, b) => a * b, 1);
+    const data = spec.type === 'int64' ? new BigInt64Array(size) : new Float32Array(size);
+    feeds[name] = { type: spec.type, data, dims: [1, ...spec.rowDims] };
+  }
+  return feeds;
+}
