@@ -1,7 +1,9 @@
+import os from 'node:os';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
 import { prepareImage, type WarnLogger } from '../intake';
 import type { ModelHandle, PreparedImage, ResizePolicy, Tensor } from '../types';
+import { createLimiter } from './limiter';
 import type { LatentSpace } from './options';
 
 /** What the client is told about each input image. */
@@ -20,6 +22,9 @@ export interface EncodeOutcome {
 }
 
 type Limits = Pick<Config, 'maxImagesPerRequest' | 'maxImagePixels'>;
+
+// One core stays free for the event loop; the rest decode (see limiter.ts for why).
+const decodeSlot = createLimiter(Math.max(1, os.availableParallelism() - 1));
 
 /** Refuses an empty request or one over MAX_IMAGES_PER_REQUEST before any image is read. */
 export function checkImageCount(count: number, limits: Limits): void {
@@ -47,17 +52,18 @@ export async function encodeImages(
   log?: WarnLogger,
 ): Promise<EncodeOutcome> {
   checkImageCount(files.length, limits);
-  const prepared = await Promise.all(
-    files.map((bytes, index) =>
-      prepareImage(bytes, handle.imageSpec, {
-        resize: options.resize,
-        maxPixels: limits.maxImagePixels,
-        log,
-      }).catch((err: unknown) => {
-        throw withIndex(err, index, files.length);
-      }),
+  const prepare = { resize: options.resize, maxPixels: limits.maxImagePixels, log };
+  type Settled = { image?: PreparedImage; error?: unknown };
+  const pending = files.map((bytes, index) =>
+    decodeSlot(() => prepareImage(bytes, handle.imageSpec, prepare)).then(
+      (image): Settled => ({ image }),
+      (error: unknown): Settled => ({ error: withIndex(error, index, files.length) }),
     ),
   );
+  const results = await Promise.all(pending);
+  const failed = results.find((r) => r.error !== undefined);
+  if (failed) throw failed.error;
+  const prepared = results.map((r) => r.image as PreparedImage);
   const raw = await handle.encode(stack(prepared, handle), signal);
   const latents = options.space === 'normalized' ? handle.normalizeLatents(raw) : raw;
   return { latents, images: prepared.map(infoOf) };

@@ -106,7 +106,7 @@ export function parseMultipart(
       fieldSize: 1024,
       parts: limits.maxFiles + limits.maxFields,
     },
-    streamHandler: (_req: unknown, busboy: NodeJS.WritableStream) => busboy.end(body),
+    streamHandler: (_req: unknown, busboy: NodeJS.WritableStream) => feedInSlices(body, busboy),
   } as multer.Options).any();
 
   return new Promise((resolve, reject) => {
@@ -123,6 +123,25 @@ export function parseMultipart(
       resolve({ files, fields });
     });
   });
+}
+
+// busboy parses synchronously whatever it is handed: a 16 MB body in one write would hold the
+// event loop (and /healthz) for tens of milliseconds, so it gets 256 KiB per turn instead.
+const SLICE_BYTES = 256 * 1024;
+
+function feedInSlices(body: Buffer, sink: NodeJS.WritableStream): void {
+  let offset = 0;
+  const next = () => {
+    if (offset >= body.length) {
+      sink.end();
+      return;
+    }
+    const slice = body.subarray(offset, offset + SLICE_BYTES);
+    offset += slice.length;
+    if (sink.write(slice)) setImmediate(next);
+    else sink.once('drain', next);
+  };
+  next();
 }
 
 function multipartError(err: unknown, maxFiles: number): ServiceError {
