@@ -121,6 +121,10 @@ export class Batcher {
       }
       this.dispatch();
     }
+    if (this.queuedRows === 0 && this.timer) {
+      clearTimeout(this.timer); // nothing left to wait for
+      this.timer = null;
+    }
   }
 
   private dispatch(): void {
