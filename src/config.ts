@@ -70,7 +70,7 @@ const SETTINGS = {
   ORT_WORKERS: [int(1, 64), '1'],
   // 0 = one share of the machine's cores per worker (set below, once ORT_WORKERS is known)
   ORT_INTRA_OP_THREADS: [int(0, 256), '0'],
-  BATCH_MAX_IMAGES: [int(1, 4096), '32'],
+  BATCH_MAX_IMAGES: [int(1, 65536), '32'],
   BATCH_MAX_WAIT_MS: [int(0, 10_000), '5'],
   QUEUE_MAX_IMAGES: [int(1, 1_000_000), '1024'],
   MAX_BODY_BYTES: [int(1024), String(16 * 1024 * 1024)],

@@ -97,7 +97,6 @@ export class OnnxModelHandle implements ModelHandle {
     this.parts.budget.acquire(rows);
     const started = performance.now();
     try {
-      const generator = this.parts.batchers.generator;
       const normalised = await sample({
         noise: latentNoise(params.seed, count, this.latentSize),
         count,
@@ -111,19 +110,15 @@ export class OnnxModelHandle implements ModelHandle {
         onProgress,
         signal,
         velocity: async (x, t, y) => {
-          const n = t.length;
-          const out = await generator.submit(
-            {
-              x: { type: 'float32', data: x, dims: [n, ...this.latentShape] },
-              t: { type: 'float32', data: t, dims: [n] },
-              y: { type: 'int64', data: y, dims: [n] },
-            },
-            { signal, reserved: true },
-          );
-          return this.output(out.v, 'generator', 'v', this.latentShape).data;
+          const v = await this.predictVelocity({ data: x, shape: [t.length, ...this.latentShape] }, t, y, {
+            signal,
+            reserved: true,
+          });
+          return v.data;
         },
       });
       const latents = this.denormalizeLatents({ data: normalised, shape: [count, ...this.latentShape] });
+      checkFinite(latents, 'sampled latent', 'inference_failed'); // a diverged model, not the client
       const images = await this.decodeRaw(latents, { signal, reserved: true });
       const ms = Math.round(performance.now() - started);
       this.parts.logger.debug({ model: this.name, ...params, ms }, 'generated');
@@ -131,6 +126,31 @@ export class OnnxModelHandle implements ModelHandle {
     } finally {
       this.parts.budget.release(rows);
     }
+  }
+
+  /**
+   * One generator evaluation: normalised x [N, Cz, h, w], t [N] in [0, 1], labels y [N] in
+   * 0..null_class (the null class is allowed here: the sampler and tests use it for CFG).
+   */
+  async predictVelocity(
+    x: Tensor,
+    t: Float32Array,
+    y: BigInt64Array,
+    opts: { signal?: AbortSignal; reserved?: boolean } = {},
+  ): Promise<Tensor> {
+    const n = checkBatch(x, this.latentShape, 'generator input x', 'invalid_latent');
+    if (t.length !== n || y.length !== n) {
+      throw new ServiceError('invalid_request', `t and y need ${n} values, got ${t.length} and ${y.length}`);
+    }
+    const out = await this.parts.batchers.generator.submit(
+      {
+        x: { type: 'float32', data: x.data, dims: x.shape },
+        t: { type: 'float32', data: t, dims: [n] },
+        y: { type: 'int64', data: y, dims: [n] },
+      },
+      opts,
+    );
+    return this.output(out.v, 'generator', 'v', this.latentShape);
   }
 
   /** z_norm = (z - mean) * scale, elementwise in float32. */
