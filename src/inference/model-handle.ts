@@ -153,6 +153,12 @@ export class OnnxModelHandle implements ModelHandle {
     return this.output(out.v, 'generator', 'v', this.latentShape);
   }
 
+  /** Batcher counters per graph (runs, rows run, rows queued), for benchmarks and tests. */
+  batchStats() {
+    const { encoder, decoder, generator } = this.parts.batchers;
+    return { encoder: encoder.stats(), decoder: decoder.stats(), generator: generator.stats() };
+  }
+
   /** z_norm = (z - mean) * scale, elementwise in float32. */
   normalizeLatents(raw: Tensor): Tensor {
     checkBatch(raw, this.latentShape, 'latent batch', 'invalid_latent');
