@@ -93,7 +93,9 @@ const fmt = (r) =>
     `encode, ${requests} single-image requests, ${concurrency} concurrent clients, ` +
       `ORT_WORKERS=${c.ortWorkers}, intra-op threads ${c.ortIntraOpThreads}`,
   );
-  on.forEach((r) => console.log(`batching on  (max ${c.batchMaxImages} rows, ${c.batchMaxWaitMs} ms): ${fmt(r)}`));
+  on.forEach((r) =>
+    console.log(`batching on  (max ${c.batchMaxImages} rows, ${c.batchMaxWaitMs} ms): ${fmt(r)}`),
+  );
   off.forEach((r) => console.log(`batching off (max 1 row,  0 ms):  ${fmt(r)}`));
   const best = (rs) => Math.max(...rs.map((r) => r.rps));
   console.log(`throughput ratio on/off (best round each): ${(best(on) / best(off)).toFixed(2)}x`);

@@ -64,7 +64,14 @@ const SETTINGS = {
   HOST: [z.string().trim().min(1), '0.0.0.0'],
   PORT: [int(0, 65535), '8080'],
   GRPC_PORT: [int(0, 65535), '50051'],
-  MODELS_DIR: [z.string().trim().min(1).transform((p) => path.resolve(p)), 'models'],
+  MODELS_DIR: [
+    z
+      .string()
+      .trim()
+      .min(1)
+      .transform((p) => path.resolve(p)),
+    'models',
+  ],
   EXECUTION_PROVIDERS: [providers, 'cpu'],
   PROVIDER_FALLBACK: [bool, 'true'],
   ORT_WORKERS: [int(1, 64), '1'],

@@ -18,10 +18,13 @@ describe('loadConfig', () => {
   });
 
   test('reads the environment and lets flags override it', () => {
-    const c = loadConfig(
-      { PORT: '9000', BATCH_MAX_IMAGES: '16', LOG_LEVEL: 'warn' },
-      ['--port', '9100', '--batch-max-wait-ms=7', '--execution-providers', 'cuda:1,cpu'],
-    );
+    const c = loadConfig({ PORT: '9000', BATCH_MAX_IMAGES: '16', LOG_LEVEL: 'warn' }, [
+      '--port',
+      '9100',
+      '--batch-max-wait-ms=7',
+      '--execution-providers',
+      'cuda:1,cpu',
+    ]);
     expect(c.port).toBe(9100);
     expect(c.batchMaxImages).toBe(16);
     expect(c.batchMaxWaitMs).toBe(7);
@@ -33,7 +36,12 @@ describe('loadConfig', () => {
     let error: ConfigError | undefined;
     try {
       loadConfig(
-        { PORT: 'eighty', ORT_WORKERS: '0', PROVIDER_FALLBACK: 'maybe', EXECUTION_PROVIDERS: 'gpu' },
+        {
+          PORT: 'eighty',
+          ORT_WORKERS: '0',
+          PROVIDER_FALLBACK: 'maybe',
+          EXECUTION_PROVIDERS: 'gpu',
+        },
         ['--log-level', 'loud'],
       );
     } catch (err) {

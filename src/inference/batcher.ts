@@ -69,7 +69,12 @@ export class Batcher {
 
   /** Counters for tests and benchmarks. */
   stats() {
-    return { runs: this.runs, rows: this.rowsRun, queuedRows: this.queuedRows, inFlight: this.inFlight };
+    return {
+      runs: this.runs,
+      rows: this.rowsRun,
+      queuedRows: this.queuedRows,
+      inFlight: this.inFlight,
+    };
   }
 
   /** Queues `feeds` (all inputs with the same batch size N >= 1); resolves with N output rows. */
@@ -85,8 +90,16 @@ export class Batcher {
     }
     return new Promise<Feeds>((resolve, reject) => {
       const item: Item = {
-        feeds, rows, taken: 0, done: 0, pieces: [], enqueuedAt: performance.now(),
-        settled: false, resolve, reject, cleanup: () => {},
+        feeds,
+        rows,
+        taken: 0,
+        done: 0,
+        pieces: [],
+        enqueuedAt: performance.now(),
+        settled: false,
+        resolve,
+        reject,
+        cleanup: () => {},
       };
       const onAbort = () => this.settle(item, () => reject(cancelled()));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -150,8 +163,14 @@ export class Batcher {
           this.runs += 1;
           this.rowsRun += total;
           this.opts.logger.debug(
-            { batcher: this.opts.name, rows: total, requests: segments.length,
-              waitMs: round(waitMs), runMs: round(res.runMs), totalMs: round(performance.now() - started) },
+            {
+              batcher: this.opts.name,
+              rows: total,
+              requests: segments.length,
+              waitMs: round(waitMs),
+              runMs: round(res.runMs),
+              totalMs: round(performance.now() - started),
+            },
             'batch run',
           );
         },
@@ -167,7 +186,10 @@ export class Batcher {
     const feeds: Feeds = {};
     for (const [name, spec] of Object.entries(this.opts.inputs)) {
       const rowSize = product(spec.rowDims);
-      const data = spec.type === 'int64' ? new BigInt64Array(total * rowSize) : new Float32Array(total * rowSize);
+      const data =
+        spec.type === 'int64'
+          ? new BigInt64Array(total * rowSize)
+          : new Float32Array(total * rowSize);
       let offset = 0;
       for (const { item, start, count } of segments) {
         const src = item.feeds[name].data.subarray(start * rowSize, (start + count) * rowSize);
@@ -199,7 +221,8 @@ export class Batcher {
   }
 
   private fail(segments: Segment[], err: Error): void {
-    const error = err instanceof ServiceError ? err : new ServiceError('inference_failed', 'Inference failed');
+    const error =
+      err instanceof ServiceError ? err : new ServiceError('inference_failed', 'Inference failed');
     for (const { item } of segments) this.settle(item, () => item.reject(error));
   }
 
@@ -222,12 +245,19 @@ export class Batcher {
       const t = feeds[name];
       const n = t?.dims[0];
       const ok =
-        t !== undefined && t.type === spec.type && Number.isInteger(n) && n > 0 &&
-        (rows < 0 || n === rows) && t.dims.length === spec.rowDims.length + 1 &&
-        spec.rowDims.every((d, i) => t.dims[i + 1] === d) && t.data.length === n * product(spec.rowDims);
+        t !== undefined &&
+        t.type === spec.type &&
+        Number.isInteger(n) &&
+        n > 0 &&
+        (rows < 0 || n === rows) &&
+        t.dims.length === spec.rowDims.length + 1 &&
+        spec.rowDims.every((d, i) => t.dims[i + 1] === d) &&
+        t.data.length === n * product(spec.rowDims);
       if (!ok) {
         const got = t ? `${t.type} [${t.dims.join(', ')}] (${t.data.length} values)` : 'nothing';
-        throw new Error(`${this.opts.name}: input ${name} must be ${spec.type} [N, ${spec.rowDims.join(', ')}], got ${got}`);
+        throw new Error(
+          `${this.opts.name}: input ${name} must be ${spec.type} [N, ${spec.rowDims.join(', ')}], got ${got}`,
+        );
       }
       rows = n;
     }
@@ -252,8 +282,12 @@ function assemble(item: Item): Feeds {
   const out: Feeds = {};
   for (const [name, first] of Object.entries(pieces[0].outputs)) {
     const rowSize = first.data.length / first.dims[0];
-    const data = first.type === 'int64' ? new BigInt64Array(item.rows * rowSize) : new Float32Array(item.rows * rowSize);
-    for (const p of pieces) (data as TensorData).set(p.outputs[name].data as never, p.start * rowSize);
+    const data =
+      first.type === 'int64'
+        ? new BigInt64Array(item.rows * rowSize)
+        : new Float32Array(item.rows * rowSize);
+    for (const p of pieces)
+      (data as TensorData).set(p.outputs[name].data as never, p.start * rowSize);
     out[name] = { type: first.type, data, dims: [item.rows, ...first.dims.slice(1)] };
   }
   return out;
@@ -261,4 +295,5 @@ function assemble(item: Item): Feeds {
 
 const product = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 const round = (ms: number) => Math.round(ms * 10) / 10;
-const cancelled = () => new ServiceError('cancelled', 'Request cancelled before inference finished');
+const cancelled = () =>
+  new ServiceError('cancelled', 'Request cancelled before inference finished');

@@ -110,14 +110,22 @@ export class OnnxModelHandle implements ModelHandle {
         onProgress,
         signal,
         velocity: async (x, t, y) => {
-          const v = await this.predictVelocity({ data: x, shape: [t.length, ...this.latentShape] }, t, y, {
-            signal,
-            reserved: true,
-          });
+          const v = await this.predictVelocity(
+            { data: x, shape: [t.length, ...this.latentShape] },
+            t,
+            y,
+            {
+              signal,
+              reserved: true,
+            },
+          );
           return v.data;
         },
       });
-      const latents = this.denormalizeLatents({ data: normalised, shape: [count, ...this.latentShape] });
+      const latents = this.denormalizeLatents({
+        data: normalised,
+        shape: [count, ...this.latentShape],
+      });
       checkFinite(latents, 'sampled latent', 'inference_failed'); // a diverged model, not the client
       const images = await this.decodeRaw(latents, { signal, reserved: true });
       const ms = Math.round(performance.now() - started);
@@ -140,7 +148,10 @@ export class OnnxModelHandle implements ModelHandle {
   ): Promise<Tensor> {
     const n = checkBatch(x, this.latentShape, 'generator input x', 'invalid_latent');
     if (t.length !== n || y.length !== n) {
-      throw new ServiceError('invalid_request', `t and y need ${n} values, got ${t.length} and ${y.length}`);
+      throw new ServiceError(
+        'invalid_request',
+        `t and y need ${n} values, got ${t.length} and ${y.length}`,
+      );
     }
     const out = await this.parts.batchers.generator.submit(
       {
@@ -196,11 +207,22 @@ export class OnnxModelHandle implements ModelHandle {
   }
 
   /** A graph output as a Tensor, after checking it has the shape the manifest promises. */
-  private output(t: { data: unknown; dims: number[] } | undefined, graph: string, name: string, row: number[]): Tensor {
+  private output(
+    t: { data: unknown; dims: number[] } | undefined,
+    graph: string,
+    name: string,
+    row: number[],
+  ): Tensor {
     const dims = t?.dims ?? [];
-    const ok = isFloat32Array(t?.data) && dims.length === row.length + 1 && row.every((d, i) => dims[i + 1] === d);
+    const ok =
+      isFloat32Array(t?.data) &&
+      dims.length === row.length + 1 &&
+      row.every((d, i) => dims[i + 1] === d);
     if (!ok) {
-      throw new ServiceError('inference_failed', `${graph} returned ${name} of shape [${dims.join(', ')}], expected [N, ${row.join(', ')}]`);
+      throw new ServiceError(
+        'inference_failed',
+        `${graph} returned ${name} of shape [${dims.join(', ')}], expected [N, ${row.join(', ')}]`,
+      );
     }
     return { data: t.data as Float32Array, shape: dims };
   }
@@ -209,22 +231,31 @@ export class OnnxModelHandle implements ModelHandle {
     const num = this.classes.length;
     const limits = this.parts.limits;
     if (!Number.isInteger(p.classId) || p.classId < 0 || p.classId >= num) {
-      throw new ServiceError('invalid_class', `class must be an integer in 0..${num - 1}, got ${p.classId}`, {
-        classes: this.classes,
-      });
+      throw new ServiceError(
+        'invalid_class',
+        `class must be an integer in 0..${num - 1}, got ${p.classId}`,
+        {
+          classes: this.classes,
+        },
+      );
     }
     const bad = (field: string, rule: string, value: unknown) =>
       new ServiceError('invalid_request', `${field} must be ${rule}, got ${JSON.stringify(value)}`);
     const over = (field: string, limit: number, value: number) =>
-      new ServiceError('limit_exceeded', `${field} ${value} is over the limit of ${limit}`, { limit, actual: value });
+      new ServiceError('limit_exceeded', `${field} ${value} is over the limit of ${limit}`, {
+        limit,
+        actual: value,
+      });
     if (!Number.isInteger(p.count) || p.count < 1) throw bad('count', 'an integer >= 1', p.count);
     if (p.count > limits.maxGenerateCount) throw over('count', limits.maxGenerateCount, p.count);
     if (!Number.isInteger(p.steps) || p.steps < 1) throw bad('steps', 'an integer >= 1', p.steps);
     if (p.steps > limits.maxSteps) throw over('steps', limits.maxSteps, p.steps);
-    if (p.method !== 'euler' && p.method !== 'heun') throw bad('method', '"euler" or "heun"', p.method);
+    if (p.method !== 'euler' && p.method !== 'heun')
+      throw bad('method', '"euler" or "heun"', p.method);
     if (!Number.isFinite(p.cfgScale)) throw bad('cfgScale', 'a finite number', p.cfgScale);
     const [lo, hi] = Array.isArray(p.cfgInterval) ? p.cfgInterval : [NaN, NaN];
-    if (!(0 <= lo && lo <= hi && hi <= 1)) throw bad('cfgInterval', '[lo, hi] with 0 <= lo <= hi <= 1', p.cfgInterval);
+    if (!(0 <= lo && lo <= hi && hi <= 1))
+      throw bad('cfgInterval', '[lo, hi] with 0 <= lo <= hi <= 1', p.cfgInterval);
     if (!Number.isFinite(p.shift) || p.shift <= 0) throw bad('shift', 'a number > 0', p.shift);
     if (!Number.isSafeInteger(p.seed) || p.seed < 0 || p.seed > MAX_SEED) {
       throw bad('seed', `an integer in 0..${MAX_SEED}`, p.seed);

@@ -97,7 +97,8 @@ export class WorkerPool {
   }
 
   run(model: string, graph: GraphName, feeds: Feeds): Promise<RunResult> {
-    if (this.closed) return Promise.reject(new ServiceError('not_ready', 'Inference pool is closed'));
+    if (this.closed)
+      return Promise.reject(new ServiceError('not_ready', 'Inference pool is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ model, graph, feeds, resolve, reject });
       this.dispatch();
@@ -131,7 +132,10 @@ export class WorkerPool {
             this.warmupDims = msg.warmupDims;
           }
           const warmupMs = Math.round(msg.warmupMs);
-          this.opts.logger.info({ worker: index, threadId: worker.threadId, warmupMs }, 'ORT worker ready');
+          this.opts.logger.info(
+            { worker: index, threadId: worker.threadId, warmupMs },
+            'ORT worker ready',
+          );
           resolve();
           this.dispatch();
         } else if (msg.kind === 'init-failed') {
@@ -183,7 +187,10 @@ export class WorkerPool {
     slot.job = null;
     if (msg.kind === 'result') job.resolve({ outputs: msg.outputs, runMs: msg.runMs });
     else if (msg.kind === 'run-failed') {
-      this.opts.logger.error({ model: job.model, graph: job.graph, reason: msg.message }, 'ORT run failed');
+      this.opts.logger.error(
+        { model: job.model, graph: job.graph, reason: msg.message },
+        'ORT run failed',
+      );
       job.reject(new ServiceError('inference_failed', `Inference failed in ${job.graph}`));
     }
     this.dispatch();
@@ -196,7 +203,13 @@ export class WorkerPool {
       const job = this.queue.shift() as Job;
       slot.job = job;
       slot.jobId = this.nextJobId++;
-      const msg = { kind: 'run', id: slot.jobId, model: job.model, graph: job.graph, feeds: job.feeds };
+      const msg = {
+        kind: 'run',
+        id: slot.jobId,
+        model: job.model,
+        graph: job.graph,
+        feeds: job.feeds,
+      };
       slot.worker.postMessage(msg, transferList(job.feeds));
     }
   }

@@ -20,13 +20,18 @@ export function checkBatch(
   const n = shape[0];
   const fits =
     shape.length === rowShape.length + 1 &&
-    Number.isInteger(n) && n >= 1 &&
+    Number.isInteger(n) &&
+    n >= 1 &&
     rowShape.every((d, i) => shape[i + 1] === d);
   if (!fits) {
-    throw new ServiceError(code, `${what} has shape [${shape.join(', ')}]; this model expects ${want}`, {
-      expected: ['N', ...rowShape],
-      actual: shape,
-    });
+    throw new ServiceError(
+      code,
+      `${what} has shape [${shape.join(', ')}]; this model expects ${want}`,
+      {
+        expected: ['N', ...rowShape],
+        actual: shape,
+      },
+    );
   }
   const size = n * rowShape.reduce((a, b) => a * b, 1);
   if (tensor.data.length !== size) {

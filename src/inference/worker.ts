@@ -82,7 +82,10 @@ async function openSession(file: string, msg: InitMessage) {
           interOpNumThreads: 1,
           graphOptimizationLevel: 'all',
         });
-        const names = { inputNames: [...session.inputNames], outputNames: [...session.outputNames] };
+        const names = {
+          inputNames: [...session.inputNames],
+          outputNames: [...session.outputNames],
+        };
         return { session, report: { requested, actual: label, refused, ...names } };
       } catch (err) {
         refusedHere.set(label, (err as Error).message);
@@ -110,7 +113,11 @@ async function run(id: number, key: string, feeds: Feeds): Promise<void> {
     if (tensor.type !== 'float32' && tensor.type !== 'int64') {
       throw new Error(`${key} output ${name} has type ${tensor.type}; expected float32 or int64`);
     }
-    outputs[name] = { type: tensor.type, data: tensor.data as Float32Array, dims: [...tensor.dims] };
+    outputs[name] = {
+      type: tensor.type,
+      data: tensor.data as Float32Array,
+      dims: [...tensor.dims],
+    };
   }
   send({ kind: 'result', id, outputs, runMs }, transferList(outputs));
 }

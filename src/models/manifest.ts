@@ -14,7 +14,10 @@ const positiveInt = z.number().int().positive();
 const fileName = z
   .string()
   .min(1)
-  .refine((f) => !path.isAbsolute(f) && !f.split(/[\\/]/).includes('..'), 'must stay in the folder');
+  .refine(
+    (f) => !path.isAbsolute(f) && !f.split(/[\\/]/).includes('..'),
+    'must stay in the folder',
+  );
 
 const GRAPH_NAMES = ['encoder', 'decoder', 'generator', 'classifier'] as const;
 export type GraphName = (typeof GRAPH_NAMES)[number];
@@ -56,10 +59,13 @@ export const ManifestSchema = z
       generator: z.object({ file: fileName }),
       classifier: z.object({ file: fileName }).optional(),
     }),
-    files: z.record(fileName, z.object({
-      sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits'),
-      bytes: z.number().int().min(0),
-    })),
+    files: z.record(
+      fileName,
+      z.object({
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits'),
+        bytes: z.number().int().min(0),
+      }),
+    ),
     golden: fileName.optional(),
     training: z.record(z.string(), z.unknown()).optional(),
     metrics: z.record(z.string(), z.unknown()).optional(),
@@ -71,7 +77,8 @@ export const ManifestSchema = z
       issue(['image', 'color'], `"${m.image.color}" does not match channels ${m.image.channels}`);
     }
     m.classes.forEach((c, i) => {
-      if (c.id !== i) issue(['classes', i, 'id'], `ids must be 0..${m.classes.length - 1} in order`);
+      if (c.id !== i)
+        issue(['classes', i, 'id'], `ids must be 0..${m.classes.length - 1} in order`);
     });
     if (m.null_class !== m.classes.length) {
       issue(['null_class'], `must equal the number of classes (${m.classes.length})`);
@@ -158,7 +165,10 @@ async function verifyFile(dir: string, file: string, expected: { sha256: string;
   }
   const actual = await sha256File(full);
   if (actual !== expected.sha256) {
-    throw new ModelLoadError(dir, `${file} sha256 is ${actual}, manifest expects ${expected.sha256}`);
+    throw new ModelLoadError(
+      dir,
+      `${file} sha256 is ${actual}, manifest expects ${expected.sha256}`,
+    );
   }
 }
 

@@ -2,14 +2,20 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
-import { Batcher, type InputSpec } from '../inference/batcher';
+import { Batcher } from '../inference/batcher';
 import { OnnxModelHandle } from '../inference/model-handle';
 import { WorkerPool } from '../inference/pool';
-import type { Feeds, WorkerModelSpec } from '../inference/protocol';
 import { RowBudget } from '../inference/row-budget';
 import type { Logger } from '../logger';
 import type { ModelHandle, ModelRegistry, ProviderReport } from '../types';
-import { loadModelFolder, ModelLoadError, type GraphName, type Manifest, type ModelFolder } from './manifest';
+import {
+  loadModelFolder,
+  ModelLoadError,
+  type GraphName,
+  type Manifest,
+  type ModelFolder,
+} from './manifest';
+import { expectedOutputDims, GRAPH_IO, inputSpecs, workerSpec } from './graphs';
 
 /**
  * Every model folder under MODELS_DIR: verified on disk, opened in the worker pool with the
@@ -25,19 +31,12 @@ export interface RegistryOptions {
   workerFile?: string;
 }
 
-/** Graph inputs and outputs fixed by docs/model-format.md. */
-const GRAPH_IO: Record<GraphName, { inputs: string[]; outputs: string[] }> = {
-  encoder: { inputs: ['image'], outputs: ['latent'] },
-  decoder: { inputs: ['latent'], outputs: ['image'] },
-  generator: { inputs: ['x', 't', 'y'], outputs: ['v'] },
-  classifier: { inputs: ['image'], outputs: ['logits'] },
-};
-
 export class Registry implements ModelRegistry {
   private readonly handles = new Map<string, OnnxModelHandle>();
   private readonly batchers: Batcher[] = [];
   private pool: WorkerPool | null = null;
   private ready = false;
+  private closed = false;
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -47,7 +46,10 @@ export class Registry implements ModelRegistry {
     const folders = await this.scan();
     for (const f of folders) {
       if (f.unlisted.length > 0) {
-        logger.warn({ model: f.manifest.name, files: f.unlisted }, 'files not listed in manifest (unverified)');
+        logger.warn(
+          { model: f.manifest.name, files: f.unlisted },
+          'files not listed in manifest (unverified)',
+        );
       }
     }
     const graphs = this.graphsToOpen();
@@ -65,6 +67,7 @@ export class Registry implements ModelRegistry {
     });
     await this.pool.start();
     try {
+      if (this.closed) throw new Error('registry closed while loading');
       this.checkSessions(folders);
     } catch (err) {
       await this.pool.close();
@@ -84,9 +87,13 @@ export class Registry implements ModelRegistry {
     const handle = this.handles.get(name);
     if (!handle) {
       const known = [...this.handles.keys()];
-      throw new ServiceError('model_not_found', `No model "${name}"; available: ${known.join(', ')}`, {
-        available: known,
-      });
+      throw new ServiceError(
+        'model_not_found',
+        `No model "${name}"; available: ${known.join(', ')}`,
+        {
+          available: known,
+        },
+      );
     }
     return handle;
   }
@@ -101,6 +108,7 @@ export class Registry implements ModelRegistry {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.ready = false;
     for (const b of this.batchers) b.close();
     await this.pool?.close();
@@ -112,16 +120,24 @@ export class Registry implements ModelRegistry {
       throw new ModelLoadError(root, `cannot read MODELS_DIR: ${err.message}`);
     });
     const dirs: string[] = [];
-    for (const e of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const e of entries
+      .filter((e) => e.isDirectory())
+      .sort((a, b) => a.name.localeCompare(b.name))) {
       const dir = path.join(root, e.name);
       if (await fs.stat(path.join(dir, 'manifest.json')).catch(() => null)) dirs.push(dir);
     }
     if (dirs.length === 0) {
-      throw new ModelLoadError(root, 'no model folder (a subfolder with manifest.json) in MODELS_DIR');
+      throw new ModelLoadError(
+        root,
+        'no model folder (a subfolder with manifest.json) in MODELS_DIR',
+      );
     }
     const results = await Promise.allSettled(dirs.map((d) => loadModelFolder(d)));
-    const errors = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
-    if (errors.length > 0) throw new ModelLoadError(root, `${errors.length} model(s) failed:\n  ${errors.join('\n  ')}`);
+    const errors = results.flatMap((r) =>
+      r.status === 'rejected' ? [(r.reason as Error).message] : [],
+    );
+    if (errors.length > 0)
+      throw new ModelLoadError(root, `${errors.length} model(s) failed:\n  ${errors.join('\n  ')}`);
     return results.map((r) => (r as PromiseFulfilledResult<ModelFolder>).value);
   }
 
@@ -214,51 +230,4 @@ export async function loadRegistry(opts: RegistryOptions): Promise<Registry> {
   const registry = new Registry(opts);
   await registry.load();
   return registry;
-}
-
-function inputSpecs(m: Manifest, graph: GraphName): Record<string, InputSpec> {
-  const image = [m.image.channels, m.image.height, m.image.width];
-  const latent = [...m.latent.shape];
-  switch (graph) {
-    case 'encoder':
-    case 'classifier':
-      return { image: { type: 'float32', rowDims: image } };
-    case 'decoder':
-      return { latent: { type: 'float32', rowDims: latent } };
-    case 'generator':
-      return {
-        x: { type: 'float32', rowDims: latent },
-        t: { type: 'float32', rowDims: [] },
-        y: { type: 'int64', rowDims: [] },
-      };
-  }
-}
-
-function expectedOutputDims(m: Manifest, graph: GraphName): number[] {
-  const image = [m.image.channels, m.image.height, m.image.width];
-  if (graph === 'decoder') return [1, ...image];
-  if (graph === 'classifier') return [1, m.classes.length];
-  return [1, ...m.latent.shape];
-}
-
-function workerSpec(f: ModelFolder, graphs: GraphName[]): WorkerModelSpec {
-  const spec: WorkerModelSpec = { name: f.manifest.name, graphs: {}, warmup: {} };
-  for (const graph of graphs) {
-    const file = f.graphPaths[graph];
-    if (!file) throw new ModelLoadError(f.dir, `manifest names no ${graph} graph`);
-    spec.graphs[graph] = file;
-    spec.warmup[graph] = warmupFeeds(f.manifest, graph);
-  }
-  return spec;
-}
-
-/** A batch of one neutral input (zeros; the first real class for y). */
-function warmupFeeds(m: Manifest, graph: GraphName): Feeds {
-  const feeds: Feeds = {};
-  for (const [name, spec] of Object.entries(inputSpecs(m, graph))) {
-    const size = spec.rowDims.reduce((a, b) => a * b, 1);
-    const data = spec.type === 'int64' ? new BigInt64Array(size) : new Float32Array(size);
-    feeds[name] = { type: spec.type, data, dims: [1, ...spec.rowDims] };
-  }
-  return feeds;
 }

@@ -9,7 +9,11 @@ import { timeGrid } from './schedule';
  */
 
 /** One generator call: x [rows, D] normalised, t [rows], y [rows] -> v [rows, D]. */
-export type VelocityFn = (x: Float32Array, t: Float32Array, y: BigInt64Array) => Promise<Float32Array>;
+export type VelocityFn = (
+  x: Float32Array,
+  t: Float32Array,
+  y: BigInt64Array,
+) => Promise<Float32Array>;
 
 export interface SampleOptions {
   /** Starting noise [count, D], normalised space; not modified. */
@@ -80,7 +84,10 @@ async function guidedVelocity(o: SampleOptions, x: Float32Array, t: number, size
   for (let r = 0; r < rows; r++) ys[r] = BigInt(r < n ? o.classId : o.nullClass);
   const v = await o.velocity(xs, ts, ys);
   if (v.length !== rows * size) {
-    throw new ServiceError('inference_failed', `generator returned ${v.length} values for ${rows} rows`);
+    throw new ServiceError(
+      'inference_failed',
+      `generator returned ${v.length} values for ${rows} rows`,
+    );
   }
   if (!guided) return v;
   const out = new Float32Array(n * size);

@@ -17,7 +17,9 @@ interface Fake {
   release: () => void;
 }
 
-function makeBatcher(opts: Partial<BatcherOptions> & { hold?: boolean; fail?: boolean } = {}): Fake {
+function makeBatcher(
+  opts: Partial<BatcherOptions> & { hold?: boolean; fail?: boolean } = {},
+): Fake {
   const runs: Fake['runs'] = [];
   const held: (() => void)[] = [];
   const budget = opts.budget ?? new RowBudget(1000);
@@ -37,7 +39,8 @@ function makeBatcher(opts: Partial<BatcherOptions> & { hold?: boolean; fail?: bo
       if (opts.hold) await new Promise<void>((r) => held.push(r));
       if (opts.fail) throw new Error('boom');
       const v = new Float32Array(rows * 2);
-      for (let i = 0; i < rows * 2; i++) v[i] = 10 * (feeds.x.data[i] as number) + t[Math.floor(i / 2)];
+      for (let i = 0; i < rows * 2; i++)
+        v[i] = 10 * (feeds.x.data[i] as number) + t[Math.floor(i / 2)];
       return { outputs: { v: { type: 'float32', data: v, dims: [rows, 2] } }, runMs: 1 };
     },
   });
@@ -114,7 +117,10 @@ describe('Batcher', () => {
 
   test('fills a run with part of the next request when the first does not fill it', async () => {
     const { batcher, runs } = makeBatcher({ maxRows: 4 });
-    const [a, b] = await Promise.all([batcher.submit(request(1, 3)), batcher.submit(request(2, 3))]);
+    const [a, b] = await Promise.all([
+      batcher.submit(request(1, 3)),
+      batcher.submit(request(2, 3)),
+    ]);
     expect(runs.map((r) => r.rows)).toEqual([4, 2]);
     expect(runs[0].t).toEqual([1, 1, 1, 2]);
     expect(values(a)).toEqual(expected(1, 3));
@@ -177,7 +183,9 @@ describe('Batcher', () => {
 
   test('an already aborted signal is refused before queueing', async () => {
     const { batcher, runs } = makeBatcher();
-    await expect(batcher.submit(request(1, 1), { signal: AbortSignal.abort() })).rejects.toMatchObject({
+    await expect(
+      batcher.submit(request(1, 1), { signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({
       code: 'cancelled',
     });
     expect(runs).toHaveLength(0);
@@ -185,7 +193,10 @@ describe('Batcher', () => {
 
   test('a failed run fails every request in it with inference_failed', async () => {
     const { batcher, budget } = makeBatcher({ fail: true, maxRows: 8 });
-    const results = await Promise.allSettled([batcher.submit(request(1, 2)), batcher.submit(request(2, 2))]);
+    const results = await Promise.allSettled([
+      batcher.submit(request(1, 2)),
+      batcher.submit(request(2, 2)),
+    ]);
     for (const r of results) {
       expect(r.status).toBe('rejected');
       const err = (r as PromiseRejectedResult).reason;
@@ -199,7 +210,9 @@ describe('Batcher', () => {
     const { batcher } = makeBatcher();
     const bad = request(1, 2);
     bad.x.dims = [2, 3];
-    await expect(batcher.submit(bad)).rejects.toThrow(/input x must be float32 \[N, 2\], got float32 \[2, 3\]/);
+    await expect(batcher.submit(bad)).rejects.toThrow(
+      /input x must be float32 \[N, 2\], got float32 \[2, 3\]/,
+    );
   });
 
   test('close fails queued requests with not_ready', async () => {

@@ -38,7 +38,9 @@ interface Golden {
 const DIR = shippedModelDir();
 const manifest = JSON.parse(fs.readFileSync(path.join(DIR, 'manifest.json'), 'utf8'));
 const GOLDEN_DIR = path.dirname(path.join(DIR, manifest.golden ?? 'golden/golden.json'));
-const golden: Golden = JSON.parse(fs.readFileSync(path.join(DIR, manifest.golden ?? 'golden/golden.json'), 'utf8'));
+const golden: Golden = JSON.parse(
+  fs.readFileSync(path.join(DIR, manifest.golden ?? 'golden/golden.json'), 'utf8'),
+);
 const tol = golden.tolerance;
 
 const npy = (name: string) => readNpy(path.join(GOLDEN_DIR, name));
@@ -53,7 +55,10 @@ let registry: Registry;
 let model: OnnxModelHandle;
 
 beforeAll(async () => {
-  registry = new Registry({ config: testConfig({ MODELS_DIR: path.dirname(DIR) }), logger: silentLogger });
+  registry = new Registry({
+    config: testConfig({ MODELS_DIR: path.dirname(DIR) }),
+    logger: silentLogger,
+  });
   await registry.load();
   model = registry.get(path.basename(DIR));
 });
@@ -79,7 +84,10 @@ test('generator velocity equals the golden v, rows with their own t and y', asyn
   const want = tensor(golden.generator.v);
   const t = tensor(golden.generator.t).data;
   const y = npy(golden.generator.y);
-  const labels = y.dtype === '<i8' ? (y.data as BigInt64Array) : BigInt64Array.from(y.data as Int32Array, BigInt);
+  const labels =
+    y.dtype === '<i8'
+      ? (y.data as BigInt64Array)
+      : BigInt64Array.from(y.data as Int32Array, BigInt);
   const got = await model.predictVelocity(tensor(golden.generator.x), t, labels);
   expect(got.shape).toEqual(want.shape);
   expect(compare(got.data, want.data, tol.atol, tol.rtol).ok).toBe(true);

@@ -33,7 +33,14 @@ const latents = (n: number, fill = 0.1): Tensor => ({
   shape: [n, ...model.latentShape],
 });
 const params = (over: Partial<GenerateParams> = {}): GenerateParams => ({
-  classId: 1, count: 2, steps: 3, method: 'heun', cfgScale: 2, cfgInterval: [0, 1], shift: 2.5, seed: 99,
+  classId: 1,
+  count: 2,
+  steps: 3,
+  method: 'heun',
+  cfgScale: 2,
+  cfgInterval: [0, 1],
+  shift: 2.5,
+  seed: 99,
   ...over,
 });
 
@@ -52,13 +59,16 @@ describe('input checks', () => {
     await expect(model.decode(bad)).rejects.toMatchObject({ code: 'invalid_latent' });
   });
 
-  test.each([NaN, Infinity, -Infinity])('a latent holding %p is refused with its index', async (value) => {
-    const bad = latents(2);
-    bad.data[latentSize() + 5] = value;
-    const err = await model.decode(bad).catch((e) => e);
-    expect(err.code).toBe('invalid_latent');
-    expect(err.message).toContain(`contains ${value} at index [1, `);
-  });
+  test.each([NaN, Infinity, -Infinity])(
+    'a latent holding %p is refused with its index',
+    async (value) => {
+      const bad = latents(2);
+      bad.data[latentSize() + 5] = value;
+      const err = await model.decode(bad).catch((e) => e);
+      expect(err.code).toBe('invalid_latent');
+      expect(err.message).toContain(`contains ${value} at index [1, `);
+    },
+  );
 
   test('an image batch of the wrong size is invalid_request', async () => {
     const { channels: c, height: h, width: w } = model.imageSpec;
@@ -84,7 +94,9 @@ describe('input checks', () => {
   });
 
   test('the null class of the manifest is never selectable', async () => {
-    await expect(model.generate(params({ classId: model.manifest.null_class }))).rejects.toMatchObject({
+    await expect(
+      model.generate(params({ classId: model.manifest.null_class })),
+    ).rejects.toMatchObject({
       code: 'invalid_class',
     });
   });
@@ -117,10 +129,16 @@ describe('generate', () => {
   });
 
   test('concurrent generations share generator runs and get the same result as alone', async () => {
-    const alone = await Promise.all([1, 2, 3].map((seed) => model.generate(params({ seed, count: 1 }))));
+    const alone = await Promise.all(
+      [1, 2, 3].map((seed) => model.generate(params({ seed, count: 1 }))),
+    );
     lines.length = 0;
-    const together = await Promise.all([1, 2, 3].map((seed) => model.generate(params({ seed, count: 1 }))));
-    const runs = lines.filter((l) => l.msg === 'batch run' && String(l.batcher).endsWith('/generator'));
+    const together = await Promise.all(
+      [1, 2, 3].map((seed) => model.generate(params({ seed, count: 1 }))),
+    );
+    const runs = lines.filter(
+      (l) => l.msg === 'batch run' && String(l.batcher).endsWith('/generator'),
+    );
     expect(runs.some((r) => (r.requests as number) >= 2)).toBe(true);
     together.forEach((r, i) => {
       expect(compare(r.latents.data, alone[i].latents.data, 1e-5).maxAbs).toBeLessThan(1e-5);
@@ -130,16 +148,22 @@ describe('generate', () => {
   test('a generation that does not fit the queue is refused with queue_full up front', async () => {
     // QUEUE_MAX_IMAGES=12: one CFG generation of 4 holds 8 rows for its whole run.
     const first = model.generate(params({ count: 4, steps: 10 }));
-    await expect(model.generate(params({ count: 4 }))).rejects.toMatchObject({ code: 'queue_full' });
+    await expect(model.generate(params({ count: 4 }))).rejects.toMatchObject({
+      code: 'queue_full',
+    });
     await first;
     await expect(model.generate(params({ count: 4, steps: 1 }))).resolves.toBeDefined();
   });
 
   test('an abort stops the sampler with cancelled and frees the queue', async () => {
     const controller = new AbortController();
-    const running = model.generate(params({ count: 4, steps: 40 }), (p) => {
-      if (p.step === 3) controller.abort();
-    }, controller.signal);
+    const running = model.generate(
+      params({ count: 4, steps: 40 }),
+      (p) => {
+        if (p.step === 3) controller.abort();
+      },
+      controller.signal,
+    );
     await expect(running).rejects.toMatchObject({ code: 'cancelled' });
     await expect(model.generate(params({ count: 4, steps: 1 }))).resolves.toBeDefined();
   });

@@ -20,7 +20,11 @@ async function timeEncode(model: ModelHandle, rows: number): Promise<number> {
 
 test('timers fire on time while one large encode batch runs in a worker', async () => {
   const registry = new Registry({
-    config: testConfig({ BATCH_MAX_IMAGES: String(MAX_ROWS), QUEUE_MAX_IMAGES: String(MAX_ROWS), BATCH_MAX_WAIT_MS: '0' }),
+    config: testConfig({
+      BATCH_MAX_IMAGES: String(MAX_ROWS),
+      QUEUE_MAX_IMAGES: String(MAX_ROWS),
+      BATCH_MAX_WAIT_MS: '0',
+    }),
     logger: silentLogger,
   });
   await registry.load();

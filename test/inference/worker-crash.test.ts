@@ -34,7 +34,9 @@ afterAll(() => registry.close());
 
 test('a dying worker fails its run with inference_failed and a new worker takes over', async () => {
   // the marker sits in the first value; the input checks only refuse non-finite values
-  await expect(model.encode(images(2, CRASH_MARKER))).rejects.toMatchObject({ code: 'inference_failed' });
+  await expect(model.encode(images(2, CRASH_MARKER))).rejects.toMatchObject({
+    code: 'inference_failed',
+  });
   const out = await model.encode(images(3));
   expect(out.shape).toEqual([3, ...model.latentShape]);
   expect(registry.workers?.size).toBe(1);
@@ -42,7 +44,12 @@ test('a dying worker fails its run with inference_failed and a new worker takes 
 
 test('requests queued behind the crashed run are served by the replacement', async () => {
   const crashing = model.encode(images(1, CRASH_MARKER));
-  const queued = [model.decode({ data: new Float32Array(model.latentShape.reduce((a, b) => a * b)), shape: [1, ...model.latentShape] })];
+  const queued = [
+    model.decode({
+      data: new Float32Array(model.latentShape.reduce((a, b) => a * b)),
+      shape: [1, ...model.latentShape],
+    }),
+  ];
   await expect(crashing).rejects.toMatchObject({ code: 'inference_failed' });
   await expect(Promise.all(queued)).resolves.toHaveLength(1);
 });

@@ -23,7 +23,10 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 /** A logger whose JSON lines land in `lines`. */
-export function captureLogger(level = 'debug'): { logger: Logger; lines: Record<string, unknown>[] } {
+export function captureLogger(level = 'debug'): {
+  logger: Logger;
+  lines: Record<string, unknown>[];
+} {
   const lines: Record<string, unknown>[] = [];
   const destination = { write: (s: string) => void lines.push(JSON.parse(s)) };
   return { logger: createLogger({ level, destination }), lines };
@@ -46,7 +49,10 @@ export function readNpy(file: string): Npy {
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*True/.test(header);
   const shape = (/'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '')
-    .split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   if (fortran) throw new Error(`${file}: Fortran order not supported here`);
   const bytes = new Uint8Array(buf.subarray(start)).slice().buffer;
   const types: Record<string, (b: ArrayBuffer) => Npy['data']> = {

@@ -22,34 +22,43 @@ describe('execution providers', () => {
     try {
       await registry.load();
       for (const model of registry.list()) {
-        expect(model.providers.map((p) => p.graph).sort()).toEqual(['decoder', 'encoder', 'generator']);
-        for (const p of model.providers) expect(p).toMatchObject({ requested: ['cpu'], actual: 'cpu' });
+        expect(model.providers.map((p) => p.graph).sort()).toEqual([
+          'decoder',
+          'encoder',
+          'generator',
+        ]);
+        for (const p of model.providers)
+          expect(p).toMatchObject({ requested: ['cpu'], actual: 'cpu' });
       }
     } finally {
       await registry.close();
     }
   });
 
-  noCuda('unavailable cuda falls back to cpu with a warning per session naming the reason', async () => {
-    const { logger, lines } = captureLogger('info');
-    const config = testConfig({ EXECUTION_PROVIDERS: 'cuda:0' });
-    const registry = new Registry({ config, logger });
-    try {
-      await registry.load();
-      const model = registry.list()[0];
-      for (const p of model.providers) expect(p).toMatchObject({ requested: ['cuda:0'], actual: 'cpu' });
-      const warnings = lines.filter((l) => l.level === 40 && String(l.msg).includes('FALLBACK'));
-      expect(warnings.length).toBe(model.providers.length);
-      expect(warnings[0]).toMatchObject({ requested: ['cuda:0'], actual: 'cpu' });
-      expect(JSON.stringify(warnings[0].refused)).toMatch(/cuda:0.*Cuda/i);
-      // and it still computes
-      const [c, h, w] = [model.imageSpec.channels, model.imageSpec.height, model.imageSpec.width];
-      const out = await model.encode({ data: new Float32Array(c * h * w), shape: [1, c, h, w] });
-      expect(out.shape).toEqual([1, ...model.latentShape]);
-    } finally {
-      await registry.close();
-    }
-  });
+  noCuda(
+    'unavailable cuda falls back to cpu with a warning per session naming the reason',
+    async () => {
+      const { logger, lines } = captureLogger('info');
+      const config = testConfig({ EXECUTION_PROVIDERS: 'cuda:0' });
+      const registry = new Registry({ config, logger });
+      try {
+        await registry.load();
+        const model = registry.list()[0];
+        for (const p of model.providers)
+          expect(p).toMatchObject({ requested: ['cuda:0'], actual: 'cpu' });
+        const warnings = lines.filter((l) => l.level === 40 && String(l.msg).includes('FALLBACK'));
+        expect(warnings.length).toBe(model.providers.length);
+        expect(warnings[0]).toMatchObject({ requested: ['cuda:0'], actual: 'cpu' });
+        expect(JSON.stringify(warnings[0].refused)).toMatch(/cuda:0.*Cuda/i);
+        // and it still computes
+        const [c, h, w] = [model.imageSpec.channels, model.imageSpec.height, model.imageSpec.width];
+        const out = await model.encode({ data: new Float32Array(c * h * w), shape: [1, c, h, w] });
+        expect(out.shape).toEqual([1, ...model.latentShape]);
+      } finally {
+        await registry.close();
+      }
+    },
+  );
 
   noCuda('with PROVIDER_FALLBACK=false an unavailable provider stops the startup', async () => {
     const config = testConfig({ EXECUTION_PROVIDERS: 'cuda:0,cpu', PROVIDER_FALLBACK: 'false' });

@@ -46,7 +46,8 @@ async function loadError(root: string): Promise<string> {
   throw new Error('the registry loaded a broken model folder');
 }
 
-const manifestOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+const manifestOf = (dir: string) =>
+  JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
 
 afterAll(() => roots.forEach((r) => fs.rmSync(r, { recursive: true, force: true })));
 
@@ -59,7 +60,9 @@ describe('model folder checks at startup', () => {
     fs.writeFileSync(path.join(dir, file), bytes);
     const actual = createHash('sha256').update(bytes).digest('hex');
     const message = await loadError(root);
-    expect(message).toContain(`${file} sha256 is ${actual}, manifest expects ${manifestOf(dir).files[file].sha256}`);
+    expect(message).toContain(
+      `${file} sha256 is ${actual}, manifest expects ${manifestOf(dir).files[file].sha256}`,
+    );
     expect(message).toContain(dir);
   });
 
@@ -68,7 +71,9 @@ describe('model folder checks at startup', () => {
     const file = manifestOf(dir).graphs.decoder.file;
     const full = path.join(dir, file);
     fs.truncateSync(full, 100);
-    expect(await loadError(root)).toMatch(new RegExp(`${file} has 100 bytes, manifest expects \\d+`));
+    expect(await loadError(root)).toMatch(
+      new RegExp(`${file} has 100 bytes, manifest expects \\d+`),
+    );
   });
 
   test('a missing listed file is named', async () => {
@@ -120,7 +125,9 @@ describe('model folder checks at startup', () => {
     editManifest(dir, (m) => {
       m.name = 'someone-else';
     });
-    expect(await loadError(root)).toContain('manifest name "someone-else" differs from the folder name');
+    expect(await loadError(root)).toContain(
+      'manifest name "someone-else" differs from the folder name',
+    );
   });
 
   test('an empty MODELS_DIR is a startup error, not an empty service', async () => {
@@ -140,11 +147,15 @@ describe('registry', () => {
       await registry.load();
       expect(registry.isReady()).toBe(true);
       expect(registry.list().map((m) => m.name)).toContain(NAME);
-      expect(() => registry.get('nope')).toThrow(expect.objectContaining({ code: 'model_not_found' }));
+      expect(() => registry.get('nope')).toThrow(
+        expect.objectContaining({ code: 'model_not_found' }),
+      );
       expect(lines.filter((l) => l.msg === 'ORT session ready').map((l) => l.graph)).toEqual(
         expect.arrayContaining(['encoder', 'decoder', 'generator']),
       );
-      expect(lines.some((l) => l.msg === 'ORT worker ready' && typeof l.warmupMs === 'number')).toBe(true);
+      expect(
+        lines.some((l) => l.msg === 'ORT worker ready' && typeof l.warmupMs === 'number'),
+      ).toBe(true);
     } finally {
       await registry.close();
     }

@@ -8,8 +8,16 @@ const fixture = (name: string) => readNpy(path.join(__dirname, 'fixtures', name)
 describe('Philox4x32-10', () => {
   test.each([
     [[0, 0, 0, 0], [0, 0], '6627e8d5 e169c58d bc57ac4c 9b00dbd8'],
-    [[0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0], 'd16cfe09 94fdcceb 5001e420 24126ea1'],
-    [[0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], '408f276d 41c83b0e a20bc7c6 6d5451fd'],
+    [
+      [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+      [0xa4093822, 0x299f31d0],
+      'd16cfe09 94fdcceb 5001e420 24126ea1',
+    ],
+    [
+      [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
+      [0xffffffff, 0xffffffff],
+      '408f276d 41c83b0e a20bc7c6 6d5451fd',
+    ],
   ])('matches the Random123 known answer for counter %j key %j', (counter, key, want) => {
     expect(hex(philox4x32_10(counter, key))).toBe(want);
   });
@@ -18,7 +26,8 @@ describe('Philox4x32-10', () => {
     expect(seedToKey(0)).toEqual([0, 0]);
     expect(seedToKey(2 ** 32 + 7)).toEqual([7, 1]);
     expect(seedToKey(MAX_SEED)).toEqual([0xffffffff, 0x1fffff]);
-    for (const bad of [-1, 1.5, MAX_SEED + 1, NaN]) expect(() => seedToKey(bad)).toThrow(RangeError);
+    for (const bad of [-1, 1.5, MAX_SEED + 1, NaN])
+      expect(() => seedToKey(bad)).toThrow(RangeError);
   });
 });
 

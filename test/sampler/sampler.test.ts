@@ -22,7 +22,9 @@ interface Case {
 }
 
 /** training/dmvae/sampling.py on an analytic velocity field (fixtures/make_fixtures.py). */
-const CASES: Case[] = JSON.parse(readFileSync(path.join(__dirname, 'fixtures', 'sampler_cases.json'), 'utf8'));
+const CASES: Case[] = JSON.parse(
+  readFileSync(path.join(__dirname, 'fixtures', 'sampler_cases.json'), 'utf8'),
+);
 
 /** The same field as the fixture script: sin(x) (1 + t) + 0.1 (y - 5) + 0.01 j, in float32. */
 function analytic(calls: number[]): VelocityFn {
@@ -34,14 +36,21 @@ function analytic(calls: number[]): VelocityFn {
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < size; j++) {
         const i = r * size + j;
-        v[i] = Math.fround(Math.sin(x[i]) * Math.fround(1 + t[r])) + Math.fround(0.1 * (Number(y[r]) - 5)) + Math.fround(0.01 * j);
+        v[i] =
+          Math.fround(Math.sin(x[i]) * Math.fround(1 + t[r])) +
+          Math.fround(0.1 * (Number(y[r]) - 5)) +
+          Math.fround(0.01 * j);
       }
     }
     return v;
   };
 }
 
-function options(c: Case, velocity: VelocityFn, onProgress?: (p: GenerateProgress) => void): SampleOptions {
+function options(
+  c: Case,
+  velocity: VelocityFn,
+  onProgress?: (p: GenerateProgress) => void,
+): SampleOptions {
   const size = c.shape.reduce((a, b) => a * b, 1);
   return {
     noise: latentNoise(c.seed, c.count, size),
@@ -80,18 +89,19 @@ describe('timeGrid', () => {
 });
 
 describe('sample', () => {
-  test.each(CASES.map((c) => [`${c.method} cfg ${c.cfg_scale} [${c.cfg_interval}] shift ${c.shift}`, c]))(
-    'reproduces the Python sampler: %s',
-    async (_name, c) => {
-      const calls: number[] = [];
-      const progress: [number, number, number][] = [];
-      const out = await sample(options(c as Case, analytic(calls), (p) => progress.push([p.step, p.totalSteps, p.t])));
-      const { maxAbs } = compare(out, (c as Case).result, 0);
-      expect(maxAbs).toBeLessThan(1e-5);
-      expect(calls).toEqual((c as Case).calls); // CFG doubles the batch only inside the interval
-      expect(progress).toEqual((c as Case).progress);
-    },
-  );
+  test.each(
+    CASES.map((c) => [`${c.method} cfg ${c.cfg_scale} [${c.cfg_interval}] shift ${c.shift}`, c]),
+  )('reproduces the Python sampler: %s', async (_name, c) => {
+    const calls: number[] = [];
+    const progress: [number, number, number][] = [];
+    const out = await sample(
+      options(c as Case, analytic(calls), (p) => progress.push([p.step, p.totalSteps, p.t])),
+    );
+    const { maxAbs } = compare(out, (c as Case).result, 0);
+    expect(maxAbs).toBeLessThan(1e-5);
+    expect(calls).toEqual((c as Case).calls); // CFG doubles the batch only inside the interval
+    expect(progress).toEqual((c as Case).progress);
+  });
 
   test('a constant velocity moves the noise by exactly that velocity (grid sums to 1)', async () => {
     for (const method of ['euler', 'heun'] as const) {
@@ -99,8 +109,16 @@ describe('sample', () => {
       const velocity: VelocityFn = async (x, t, y) =>
         Float32Array.from(x, (_, i) => (y[Math.floor(i / 2)] === 10n ? 1 : 3));
       const out = await sample({
-        noise, count: 2, classId: 4, nullClass: 10, method, steps: 5, cfgScale: 2,
-        cfgInterval: [0, 1], shift: 2.5, velocity,
+        noise,
+        count: 2,
+        classId: 4,
+        nullClass: 10,
+        method,
+        steps: 5,
+        cfgScale: 2,
+        cfgInterval: [0, 1],
+        shift: 2.5,
+        velocity,
       });
       // guided: vU + 2 (vC - vU) = 1 + 2 * 2 = 5 everywhere
       expect(compare(out, [5.5, 4, 7, 5], 1e-5).ok).toBe(true);
@@ -115,7 +133,9 @@ describe('sample', () => {
       if (++evaluations === 2) controller.abort();
       return analytic([])(x, t, y);
     };
-    await expect(sample({ ...options(c, velocity), signal: controller.signal })).rejects.toMatchObject({
+    await expect(
+      sample({ ...options(c, velocity), signal: controller.signal }),
+    ).rejects.toMatchObject({
       code: 'cancelled',
     });
     expect(evaluations).toBe(2);
