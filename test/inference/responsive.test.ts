@@ -39,23 +39,26 @@ test('timers fire on time while one large encode batch runs in a worker', async 
     const running = model.encode({ data, shape: [rows, c, h, w] });
     // Input checks and the copy into the batch happen on this thread before the run starts.
     await new Promise((r) => setTimeout(r, 20));
-    let maxLag = 0;
-    let ticks = 0;
+    const lags: number[] = [];
     let last = performance.now();
     const windowStart = last;
     const ticker = setInterval(() => {
       const now = performance.now();
-      maxLag = Math.max(maxLag, now - last - 10);
+      lags.push(now - last - 10);
       last = now;
-      ticks += 1;
     }, 10);
     await running;
     clearInterval(ticker);
     const windowMs = performance.now() - windowStart;
 
-    expect(windowMs).toBeGreaterThan(300); // the run was long enough to show a blocked loop
-    expect(ticks).toBeGreaterThan(windowMs / 10 / 2);
-    expect(maxLag).toBeLessThan(100);
+    lags.sort((a, b) => a - b);
+    const p95 = lags[Math.floor(lags.length * 0.95)];
+    expect(windowMs).toBeGreaterThan(300); // long enough that a blocked loop would show it
+    expect(lags.length).toBeGreaterThan(windowMs / 10 / 2);
+    expect(p95).toBeLessThan(100);
+    // A blocked loop would lag by the whole run (>= 300 ms); the slack over 100 ms absorbs
+    // scheduler delays on a 2-core machine shared with training, seen once at 109 ms.
+    expect(lags[lags.length - 1]).toBeLessThan(Math.min(250, windowMs / 2));
   } finally {
     await registry.close();
   }
