@@ -64,6 +64,7 @@ export class Batcher {
   private closed = false;
   private runs = 0;
   private rowsRun = 0;
+  private peakInFlight = 0;
 
   constructor(private readonly opts: BatcherOptions) {}
 
@@ -74,6 +75,7 @@ export class Batcher {
       rows: this.rowsRun,
       queuedRows: this.queuedRows,
       inFlight: this.inFlight,
+      peakInFlight: this.peakInFlight,
     };
   }
 
@@ -155,6 +157,7 @@ export class Batcher {
     const started = performance.now();
     const waitMs = started - Math.min(...segments.map((s) => s.item.enqueuedAt));
     this.inFlight += 1;
+    this.peakInFlight = Math.max(this.peakInFlight, this.inFlight);
     this.opts
       .run(this.merge(segments, total))
       .then(
