@@ -138,8 +138,10 @@ function feedInSlices(body: Buffer, sink: NodeJS.WritableStream): void {
     }
     const slice = body.subarray(offset, offset + SLICE_BYTES);
     offset += slice.length;
+    // 'drain' arrives on process.nextTick, which would chain every slice into one long tick:
+    // go back to the event loop after each slice either way.
     if (sink.write(slice)) setImmediate(next);
-    else sink.once('drain', next);
+    else sink.once('drain', () => setImmediate(next));
   };
   next();
 }
