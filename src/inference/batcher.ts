@@ -11,6 +11,10 @@ import type { RowBudget } from './row-budget';
  * flight (rows pile up meanwhile, which is what makes batches under load). A request larger
  * than `maxRows` is split across runs and reassembled. Every input is batched the same way,
  * so generator rows each carry their own t and y.
+ *
+ * Cost: a lone request waits up to maxWaitMs before its run; a generation pays it once per
+ * generator evaluation (16 for the default Heun 8 steps). BATCH_MAX_WAIT_MS=0 removes that
+ * wait; batches then form only from rows that arrive while a run is in flight.
  */
 
 export interface InputSpec {

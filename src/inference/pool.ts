@@ -17,6 +17,10 @@ import {
  * A fixed set of worker threads, each holding its own ORT sessions for every model. A job goes
  * to the first idle worker, else waits in FIFO order. A worker that dies fails only the job it
  * was running (inference_failed) and is replaced; the process stays up.
+ *
+ * Limits: a run has no time limit of its own (a hung ORT call holds its worker until the
+ * process stops; callers time out through their AbortSignal), and an input that crashes the
+ * worker every time also fails the requests batched with it.
  */
 
 export interface RunResult {
