@@ -121,8 +121,10 @@ describe('e2e: the shared failure cases, every way the API takes them', () => {
       const body = await encode(file);
       expect({ file, w: body.images[0].sourceWidth, h: body.images[0].sourceHeight }).toEqual({ file, w: 64, h: 48 });
       const z = latent(body);
+      // Relative L2 distance: about 0.004 for the eight orientations on the shipped model
+      // (JPEG noise), 0.8-1.1 for an image mirrored or turned the wrong way.
       const dist = Math.hypot(...z.map((v, i) => v - ref[i])) / norm;
-      expect({ file, close: dist < 0.15, dist }).toMatchObject({ close: true });
+      expect({ file, close: dist < 0.05, dist }).toMatchObject({ close: true });
     }
   });
 
