@@ -40,7 +40,9 @@ function overLimit(field: string, value: number, limit: number, setting: string)
 }
 
 function positiveInt(field: string, value: number, limit: number, setting: string): number {
-  if (!Number.isInteger(value) || value < 1) invalid(field, `must be an integer >= 1; got ${value}`);
+  if (!Number.isInteger(value) || value < 1) {
+    invalid(field, `must be an integer >= 1; got ${value}`);
+  }
   if (value > limit) overLimit(field, value, limit, setting);
   return value;
 }
@@ -62,8 +64,9 @@ export function resolveGenerateParams(
 ): GenerateParams {
   const defaults = handle.manifest.sampler;
   const classId = resolveClass(fields.class, handle.classes);
-  const count = positiveInt('count', fields.count ?? 1, limits.maxGenerateCount, 'MAX_GENERATE_COUNT');
-  const steps = positiveInt('steps', fields.steps ?? defaults.steps, limits.maxSteps, 'MAX_STEPS');
+  const { maxGenerateCount, maxSteps } = limits;
+  const count = positiveInt('count', fields.count ?? 1, maxGenerateCount, 'MAX_GENERATE_COUNT');
+  const steps = positiveInt('steps', fields.steps ?? defaults.steps, maxSteps, 'MAX_STEPS');
   const cfgScale = inRange('cfgScale', fields.cfgScale ?? defaults.cfg_scale, 0, 100);
   const [lo, hi] = fields.cfgInterval ?? defaults.cfg_interval;
   inRange('cfgInterval[0]', lo, 0, 1);

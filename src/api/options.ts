@@ -38,7 +38,8 @@ export function pickOption<T extends string>(
   fallback: T,
 ): T {
   if (value === undefined || value === null || value === '') return fallback;
-  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  const known = typeof value === 'string' && (allowed as readonly string[]).includes(value);
+  if (known) return value as T;
   throw new ServiceError(
     'invalid_request',
     `${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`,

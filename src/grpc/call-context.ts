@@ -26,7 +26,8 @@ export interface CallContext {
 /** Starts a call: id (safe x-request-id metadata or a UUID), child logger, abort signal. */
 export function startCall(call: AnyCall, rpc: string, logger: Logger): CallContext {
   const incoming = call.metadata.get('x-request-id')[0];
-  const id = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  const safe = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming);
+  const id = safe ? (incoming as string) : randomUUID();
   const aborter = new AbortController();
   const state: CallState = { id, log: logger.child({ reqId: id }), signal: aborter.signal };
   const started = process.hrtime.bigint();

@@ -57,7 +57,9 @@ function exactSeed(text: string): number {
  * Generate (server streaming): a `progress` event per generator evaluation, then one
  * `result`; a failure ends the stream with the catalog status.
  */
-export function generateHandler(deps: GrpcDeps): grpc.handleServerStreamingCall<GenerateRequest, unknown> {
+export function generateHandler(
+  deps: GrpcDeps,
+): grpc.handleServerStreamingCall<GenerateRequest, unknown> {
   return function generate(call) {
     const ctx = startCall(call, 'Generate', deps.logger);
     const { state } = ctx;

@@ -14,7 +14,13 @@ import { ServiceError } from '../errors';
 import type { ModelHandle } from '../types';
 import { unary } from './call-context';
 import { modelFor, type GrpcDeps } from './deps';
-import { formatFromProto, resizeFromProto, samplerToProto, spaceFromProto, spaceToProto } from './enums';
+import {
+  formatFromProto,
+  resizeFromProto,
+  samplerToProto,
+  spaceFromProto,
+  spaceToProto,
+} from './enums';
 import { generateHandler } from './generate';
 import { tensorFromMessage, tensorToMessage, type TensorMessage } from './tensor';
 
@@ -90,7 +96,8 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
       const space = spaceFromProto(request.latentSpace) ?? DEFAULT_SPACE;
       const format = formatFromProto(request.format) ?? DEFAULT_FORMAT;
       const images = await decodeLatents(handle, latents, space, config, state.signal);
-      return { images: await imagesToFiles(handle, images, format), mediaType: MEDIA_TYPES[format] };
+      const files = await imagesToFiles(handle, images, format);
+      return { images: files, mediaType: MEDIA_TYPES[format] };
     }),
 
     Generate: generateHandler(deps),

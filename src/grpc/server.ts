@@ -17,7 +17,9 @@ export interface GrpcService {
 
 /**
  * The gRPC server with dmvae.v1.Dmvae and grpc.health.v1.Health, not yet bound to a port.
- * @example const { server } = createGrpcServer(deps); await bindGrpcServer(server, '0.0.0.0:50051');
+ * @example
+ *   const { server } = createGrpcServer(deps);
+ *   await bindGrpcServer(server, '0.0.0.0:50051');
  */
 export function createGrpcServer(deps: GrpcDeps): GrpcService {
   const server = new grpc.Server({

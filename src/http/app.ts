@@ -25,7 +25,9 @@ export const OPENAPI_PATH = path.join(__dirname, '..', '..', 'openapi.yaml');
 /**
  * The HTTP API as an express app, without a listening socket, so tests can drive it
  * in-process (supertest) and main.ts can mount it on a server.
- * @example const app = createHttpApp({ registry, config, logger }); http.createServer(app).listen(8080);
+ * @example
+ *   const app = createHttpApp({ registry, config, logger });
+ *   http.createServer(app).listen(8080);
  */
 export function createHttpApp(deps: HttpDeps): Express {
   const app = express();

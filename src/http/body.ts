@@ -11,7 +11,8 @@ export function mediaTypeOf(req: Request): string {
 /** Refuses a Content-Type the route does not take (415), naming the ones it does. */
 export function requireMediaType(req: Request, accepted: string[]): string {
   const type = mediaTypeOf(req);
-  const ok = accepted.some((a) => (a.endsWith('/*') ? type.startsWith(a.slice(0, -1)) : a === type));
+  const matches = (a: string) => (a.endsWith('/*') ? type.startsWith(a.slice(0, -1)) : a === type);
+  const ok = accepted.some(matches);
   if (!ok) {
     throw new ServiceError(
       'unsupported_media_type',

@@ -10,7 +10,8 @@ export function negotiate<T extends string>(req: Request, offered: readonly T[])
   if (!chosen) {
     throw new ServiceError(
       'not_acceptable',
-      `Cannot produce any of Accept: ${req.get('accept')}; this route can send ${offered.join(', ')}`,
+      `Cannot produce any of Accept: ${req.get('accept')}; ` +
+        `this route can send ${offered.join(', ')}`,
       { accept: req.get('accept') ?? null, available: offered },
     );
   }

@@ -5,7 +5,11 @@ import { ServiceError } from '../errors';
  * Parses with a zod schema; on failure a 400 that lists every problem by field, so a typo in
  * a field name is reported rather than ignored (schemas here are strict).
  */
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: string,
+): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => {

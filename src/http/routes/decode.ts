@@ -26,7 +26,11 @@ const JsonBodySchema = z.strictObject({ latents: z.unknown() }).refine((b) => b.
   message: 'needs "latents": {"shape": [...], "dtype": "float32"|"float16", "data": "<base64>"}',
 });
 
-export const DECODE_BODY_TYPES = ['application/x-npy', 'application/octet-stream', 'application/json'];
+export const DECODE_BODY_TYPES = [
+  'application/x-npy',
+  'application/octet-stream',
+  'application/json',
+];
 
 async function readLatents(req: Request, deps: HttpDeps): Promise<Tensor> {
   const type = mediaTypeOf(req);

@@ -69,7 +69,8 @@ export function generateRoute(deps: HttpDeps) {
     }
     const mode = negotiate(req, ['application/json', 'text/event-stream'] as const);
     requireMediaType(req, ['application/json']);
-    const body = parseWith(BodySchema, parseJson(await readBody(req, deps.config.maxBodyBytes)), 'JSON body');
+    const json = parseJson(await readBody(req, deps.config.maxBodyBytes));
+    const body = parseWith(BodySchema, json, 'JSON body');
     const { format = DEFAULT_FORMAT, returnLatents = false, ...fields } = body;
     const params = resolveGenerateParams(handle, fields, deps.config);
     state.images = params.count;
