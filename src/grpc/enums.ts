@@ -23,10 +23,14 @@ const FORMAT: Record<string, ImageFormat> = {
 const SAMPLER: Record<string, SamplerMethod> = { SAMPLER_EULER: 'euler', SAMPLER_HEUN: 'heun' };
 
 // An enum number the proto does not know arrives as a number: treat it as unset.
-const lookup = <T>(table: Record<string, T>) => (name: unknown): T | undefined =>
-  typeof name === 'string' ? table[name] : undefined;
-const reverse = <T extends string>(table: Record<string, T>) => (value: T): string =>
-  Object.keys(table).find((k) => table[k] === value) as string;
+const lookup =
+  <T>(table: Record<string, T>) =>
+  (name: unknown): T | undefined =>
+    typeof name === 'string' ? table[name] : undefined;
+const reverse =
+  <T extends string>(table: Record<string, T>) =>
+  (value: T): string =>
+    Object.keys(table).find((k) => table[k] === value) as string;
 
 export const resizeFromProto = lookup(RESIZE);
 export const spaceFromProto = lookup(SPACE);

@@ -63,7 +63,10 @@ function grpcOutcome(via: string, result: GrpcResult): Outcome {
 }
 
 const settle = (p: Promise<any>): Promise<GrpcResult> =>
-  p.then((reply) => ({ reply }), (error) => ({ error }));
+  p.then(
+    (reply) => ({ reply }),
+    (error) => ({ error }),
+  );
 
 /** Checks a case's outcomes: all accepted, or all refused with one code and the right status. */
 function expectOutcomes(c: Case, outcomes: Outcome[]): void {
@@ -74,8 +77,11 @@ function expectOutcomes(c: Case, outcomes: Outcome[]): void {
       expect({ ...seen(o), ok: o.ok }).toEqual({ ...seen(o), ok: true });
       continue;
     }
-    expect({ ...seen(o), ok: o.ok, hasCode: o.code !== undefined })
-      .toEqual({ ...seen(o), ok: false, hasCode: true });
+    expect({ ...seen(o), ok: o.ok, hasCode: o.code !== undefined }).toEqual({
+      ...seen(o),
+      ok: false,
+      hasCode: true,
+    });
     const statusOk = o.via.startsWith('grpc')
       ? o.status === ERROR_CATALOG[o.code as ErrorCode].grpc
       : o.status >= 400 && o.status < 500;
@@ -152,7 +158,8 @@ describe('e2e: the shared failure cases, every way the API takes them', () => {
     if (c.expected === 'accept') {
       // Every transport saw the same image: identical latents.
       const latents = outcomes.map((o) =>
-        o.via === 'grpc' ? o.body.latents.data.toString('base64') : o.body.latents.data);
+        o.via === 'grpc' ? o.body.latents.data.toString('base64') : o.body.latents.data,
+      );
       expect(new Set(latents).size).toBe(1);
     }
   });
@@ -222,8 +229,11 @@ describe('e2e: the shared failure cases, every way the API takes them', () => {
     const res = await post('decode').set('Accept', 'application/json').send({ latents });
     expectOutcomes(c, [httpOutcome('json', res)]);
     if (c.expected === 'accept') {
-      const ref = await post('decode').type('application/x-npy').set('Accept', 'application/json')
-        .send(read('bc18-latent-f4.npy')).expect(200);
+      const ref = await post('decode')
+        .type('application/x-npy')
+        .set('Accept', 'application/json')
+        .send(read('bc18-latent-f4.npy'))
+        .expect(200);
       expect(res.body.images).toEqual(ref.body.images);
     }
   });
@@ -244,7 +254,9 @@ describe('e2e: the shared failure cases, every way the API takes them', () => {
       expect(outcomes[0].code).toBe('invalid_class');
       expect(outcomes[0].body.detail).toMatch(/Sneaker/);
     } else {
-      const seven = await post('generate').send({ ...body, class: 7 }).expect(200);
+      const seven = await post('generate')
+        .send({ ...body, class: 7 })
+        .expect(200);
       expect(outcomes[0].body.class).toBe(7);
       expect(outcomes[0].body.images).toEqual(seven.body.images);
     }

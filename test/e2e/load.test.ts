@@ -14,7 +14,13 @@ import { shippedModelName } from './service';
  * drains requests in flight before the process exits.
  */
 
-function httpRequest(port: number, method: string, path: string, headers: Record<string, string>, body?: Buffer) {
+function httpRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+) {
   return new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -30,13 +36,18 @@ function httpRequest(port: number, method: string, path: string, headers: Record
 function multipart(files: Buffer[]): { body: Buffer; type: string } {
   const boundary = 'dmvae-load-test-boundary';
   const parts = files.flatMap((f, i) => [
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="img${i}"; filename="img${i}.jpg"\r\n` +
-      'Content-Type: image/jpeg\r\n\r\n'),
+    Buffer.from(
+      `--${boundary}\r\n` +
+        `Content-Disposition: form-data; name="img${i}"; filename="img${i}.jpg"\r\n` +
+        'Content-Type: image/jpeg\r\n\r\n',
+    ),
     f,
     Buffer.from('\r\n'),
   ]);
-  return { body: Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]),
-    type: `multipart/form-data; boundary=${boundary}` };
+  return {
+    body: Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]),
+    type: `multipart/form-data; boundary=${boundary}`,
+  };
 }
 
 describe('e2e: the service process under load and at shutdown', () => {
@@ -56,8 +67,11 @@ describe('e2e: the service process under load and at shutdown', () => {
       pixels[i] = (((x >> 5) + (y >> 5) * 5) * 37 + (i % 3) * 80 + ((x * 7 + y * 13) & 15)) & 255;
     }
     const raw = { raw: { width: size, height: size, channels: 3 as const } };
-    images = await Promise.all(Array.from({ length: 64 }, (_, k) =>
-      sharp(pixels, raw).linear(1, k).jpeg({ quality: 90 }).toBuffer()));
+    images = await Promise.all(
+      Array.from({ length: 64 }, (_, k) =>
+        sharp(pixels, raw).linear(1, k).jpeg({ quality: 90 }).toBuffer(),
+      ),
+    );
   });
   afterAll(() => server.stop('SIGKILL'));
 
@@ -77,11 +91,18 @@ describe('e2e: the service process under load and at shutdown', () => {
   it('answers /healthz within 100 ms while a full multipart encode batch runs', async () => {
     const { body, type } = multipart(images);
     const encode = () =>
-      httpRequest(server.httpPort, 'POST', `/v1/models/${model}/encode`, { 'Content-Type': type }, body);
+      httpRequest(
+        server.httpPort,
+        'POST',
+        `/v1/models/${model}/encode`,
+        { 'Content-Type': type },
+        body,
+      );
     // The first batch pays one-time costs (lazy compilation, libvips start-up): not timed.
     expect((await encode()).status).toBe(200);
     const { result, latencies } = await pollWhile(encode(), async () =>
-      expect((await httpRequest(server.httpPort, 'GET', '/healthz', {})).status).toBe(200));
+      expect((await httpRequest(server.httpPort, 'GET', '/healthz', {})).status).toBe(200),
+    );
     expect(result.status).toBe(200);
     expect(JSON.parse(result.body.toString()).latents.shape[0]).toBe(64);
     // The batch must have lasted long enough for the check to mean something.
@@ -89,18 +110,23 @@ describe('e2e: the service process under load and at shutdown', () => {
     expect(Math.max(...latencies)).toBeLessThan(100);
   });
 
-  it('answers grpc.health.v1 within 100 ms while the same batch goes through gRPC Encode', async () => {
+  it('answers grpc.health.v1 within 100 ms during a gRPC Encode batch', async () => {
     const address = `127.0.0.1:${server.grpcPort}`;
     const def = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)) as any;
-    const client = new def.dmvae.v1.Dmvae(address, grpc.credentials.createInsecure(),
-      { 'grpc.max_send_message_length': 64 << 20, 'grpc.max_receive_message_length': 64 << 20 });
-    const healthDef = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { enums: String })) as any;
+    const client = new def.dmvae.v1.Dmvae(address, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': 64 << 20,
+      'grpc.max_receive_message_length': 64 << 20,
+    });
+    const healthDef = grpc.loadPackageDefinition(
+      protoLoader.loadSync(healthProtoPath, { enums: String }),
+    ) as any;
     const health = new healthDef.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
     expect((await call(health, 'check', { service: '' })).status).toBe('SERVING');
     await call(client, 'Encode', { model, images }); // warm-up, as above
     const { result, latencies } = await pollWhile(
       call(client, 'Encode', { model, images }),
-      async () => expect((await call(health, 'check', { service: 'dmvae.v1.Dmvae' })).status).toBe('SERVING'),
+      async () =>
+        expect((await call(health, 'check', { service: 'dmvae.v1.Dmvae' })).status).toBe('SERVING'),
     );
     expect(result.latents.shape[0]).toBe('64');
     expect(latencies.length).toBeGreaterThanOrEqual(3);
@@ -110,8 +136,13 @@ describe('e2e: the service process under load and at shutdown', () => {
   });
 
   it('drains a request in flight on SIGTERM, then exits 0', async () => {
-    const generate = httpRequest(server.httpPort, 'POST', `/v1/models/${model}/generate`,
-      { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({ class: 1, count: 4, steps: 16 })));
+    const generate = httpRequest(
+      server.httpPort,
+      'POST',
+      `/v1/models/${model}/generate`,
+      { 'Content-Type': 'application/json' },
+      Buffer.from(JSON.stringify({ class: 1, count: 4, steps: 16 })),
+    );
     await new Promise((r) => setTimeout(r, 100));
     const code = server.stop('SIGTERM');
     const reply = await generate;

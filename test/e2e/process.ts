@@ -18,8 +18,16 @@ export interface ServerProcess {
 
 export function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
   const proc = spawn(process.execPath, [path.join(REPO, 'dist', 'main.js')], {
-    env: { ...process.env, MODELS_DIR, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0',
-      LOG_LEVEL: 'info', ORT_INTRA_OP_THREADS: '1', ...env },
+    env: {
+      ...process.env,
+      MODELS_DIR,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      GRPC_PORT: '0',
+      LOG_LEVEL: 'info',
+      ORT_INTRA_OP_THREADS: '1',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, any>[] = [];
@@ -29,7 +37,10 @@ export function startServerProcess(env: Record<string, string> = {}): Promise<Se
   return new Promise((resolve, reject) => {
     let pending = '';
     let ports: { httpPort: number; grpcPort: number } | undefined;
-    const timer = setTimeout(() => reject(new Error(`server not ready after 60 s: ${stderr}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`server not ready after 60 s: ${stderr}`)),
+      60_000,
+    );
     proc.stdout?.on('data', (chunk: Buffer) => {
       pending += chunk.toString('utf8');
       const parts = pending.split('\n');

@@ -16,7 +16,9 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
     base = `/v1/models/${svc.model}`;
     const pixels = Buffer.alloc(28 * 28);
     for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 37) % 256;
-    png = await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    png = await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toBuffer();
   });
   afterAll(() => svc.close());
 
@@ -28,17 +30,23 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
     expect(doc.text).toMatch(/^openapi: 3\.1\.0/);
   });
 
-  it('describes the model with its classes, shapes, sampler defaults and the providers in use', async () => {
+  it('describes classes, shapes, sampler defaults and providers in use', async () => {
     const handle = svc.registry.get(svc.model);
     const list = await request(svc.app).get('/v1/models').expect(200);
     expect(list.body.models.map((m: { name: string }) => m.name)).toContain(svc.model);
     const info = await request(svc.app).get(base).expect(200);
     expect(info.body.classes).toEqual(handle.classes);
-    expect(info.body.classes.map((c: { id: number }) => c.id)).not.toContain(handle.manifest.null_class);
+    expect(info.body.classes.map((c: { id: number }) => c.id)).not.toContain(
+      handle.manifest.null_class,
+    );
     expect(info.body.latent.shape).toEqual(handle.latentShape);
     expect(info.body.sampler.steps).toBe(handle.manifest.sampler.steps);
-    expect(info.body.providers.map((p: { graph: string }) => p.graph).sort()).toEqual(
-      ['classifier', 'decoder', 'encoder', 'generator']);
+    expect(info.body.providers.map((p: { graph: string }) => p.graph).sort()).toEqual([
+      'classifier',
+      'decoder',
+      'encoder',
+      'generator',
+    ]);
     for (const p of info.body.providers) expect(p.actual).toBe('cpu');
     const g = await call(svc.grpc.client, 'GetModel', { model: svc.model });
     expect(g.classes).toEqual(handle.classes);
@@ -47,12 +55,28 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
     expect(all.models.map((m: { name: string }) => m.name)).toContain(svc.model);
   });
 
-  it('encodes the same image to the same latent over raw body, multipart, JSON base64, .npy and gRPC', async () => {
-    const raw = await request(svc.app).post(`${base}/encode`).type('image/png').send(png).expect(200);
-    const multi = await request(svc.app).post(`${base}/encode`).attach('x', png, 'x.png').expect(200);
-    const json = await request(svc.app).post(`${base}/encode`).send({ image: png.toString('base64') }).expect(200);
-    const npy = await request(svc.app).post(`${base}/encode`).type('image/png').set('Accept', 'application/x-npy')
-      .buffer(true).parse(binaryParser).send(png).expect(200);
+  it('encodes one image to one latent over raw, multipart, JSON, .npy and gRPC', async () => {
+    const raw = await request(svc.app)
+      .post(`${base}/encode`)
+      .type('image/png')
+      .send(png)
+      .expect(200);
+    const multi = await request(svc.app)
+      .post(`${base}/encode`)
+      .attach('x', png, 'x.png')
+      .expect(200);
+    const json = await request(svc.app)
+      .post(`${base}/encode`)
+      .send({ image: png.toString('base64') })
+      .expect(200);
+    const npy = await request(svc.app)
+      .post(`${base}/encode`)
+      .type('image/png')
+      .set('Accept', 'application/x-npy')
+      .buffer(true)
+      .parse(binaryParser)
+      .send(png)
+      .expect(200);
     const rpc = await call(svc.grpc.client, 'Encode', { model: svc.model, images: [png] });
     const expected = raw.body.latents.data;
     expect(raw.body.latents.shape).toEqual([1, ...svc.registry.get(svc.model).latentShape]);
@@ -66,17 +90,35 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
   });
 
   it('decodes over HTTP (.npy -> PNG, JSON form -> JSON) and gRPC to the same pixels', async () => {
-    const enc = await request(svc.app).post(`${base}/encode`).type('image/png').send(png).expect(200);
+    const enc = await request(svc.app)
+      .post(`${base}/encode`)
+      .type('image/png')
+      .send(png)
+      .expect(200);
     const bytes = Buffer.from(enc.body.latents.data, 'base64');
     const values = new Float32Array(bytes.length / 4).map((_, i) => bytes.readFloatLE(4 * i));
     const npyBody = writeNpy({ data: values, shape: enc.body.latents.shape });
-    const img = await request(svc.app).post(`${base}/decode`).type('application/x-npy')
-      .buffer(true).parse(binaryParser).send(npyBody).expect(200);
+    const img = await request(svc.app)
+      .post(`${base}/decode`)
+      .type('application/x-npy')
+      .buffer(true)
+      .parse(binaryParser)
+      .send(npyBody)
+      .expect(200);
     expect(img.headers['content-type']).toBe('image/png');
-    const viaJson = await request(svc.app).post(`${base}/decode`).set('Accept', 'application/json')
-      .send({ latents: enc.body.latents }).expect(200);
-    const rpc = await call(svc.grpc.client, 'Decode', { model: svc.model, latents: {
-      data: Buffer.from(enc.body.latents.data, 'base64'), shape: enc.body.latents.shape, dtype: 'float32' } });
+    const viaJson = await request(svc.app)
+      .post(`${base}/decode`)
+      .set('Accept', 'application/json')
+      .send({ latents: enc.body.latents })
+      .expect(200);
+    const rpc = await call(svc.grpc.client, 'Decode', {
+      model: svc.model,
+      latents: {
+        data: Buffer.from(enc.body.latents.data, 'base64'),
+        shape: enc.body.latents.shape,
+        dtype: 'float32',
+      },
+    });
     expect(rpc.mediaType).toBe('image/png');
     const pixels = async (b: Buffer) => (await sharp(b).raw().toBuffer()).toString('base64');
     const p0 = await pixels(img.body as Buffer);
@@ -84,13 +126,16 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
     expect(await pixels(rpc.images[0])).toBe(p0);
   });
 
-  it('generates over HTTP and gRPC: same seed -> identical bytes, on either transport', async () => {
+  it('generates by seed: identical bytes over HTTP and gRPC', async () => {
     const body = { class: 7, seed: 1234, count: 2, steps: 4 };
     const a = await request(svc.app).post(`${base}/generate`).send(body).expect(200);
     const b = await request(svc.app).post(`${base}/generate`).send(body).expect(200);
     expect(a.body.images).toHaveLength(2);
     expect(b.body.images).toEqual(a.body.images);
-    const other = await request(svc.app).post(`${base}/generate`).send({ ...body, seed: 1235 }).expect(200);
+    const other = await request(svc.app)
+      .post(`${base}/generate`)
+      .send({ ...body, seed: 1235 })
+      .expect(200);
     expect(other.body.images).not.toEqual(a.body.images);
     const req = { model: svc.model, classId: '7', seed: '1234', count: 2, steps: 4 };
     const g1 = await collect(svc.grpc.client.Generate(req));
@@ -106,17 +151,25 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
 
   it('streams generate progress over SSE, then the same result as the JSON reply', async () => {
     const body = { class: 'Sneaker', seed: 99, steps: 3, sampler: 'euler' };
-    const res = await request(svc.app).post(`${base}/generate`).set('Accept', 'text/event-stream').send(body)
-      .buffer(true).parse((r, done) => {
+    const res = await request(svc.app)
+      .post(`${base}/generate`)
+      .set('Accept', 'text/event-stream')
+      .send(body)
+      .buffer(true)
+      .parse((r, done) => {
         let text = '';
         r.setEncoding('utf8');
         r.on('data', (c: string) => (text += c));
         r.on('end', () => done(null, text));
-      }).expect(200);
-    const events = (res.body as string).split('\n\n').filter(Boolean).map((block) => ({
-      event: /^event: (.*)$/m.exec(block)?.[1],
-      data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null'),
-    }));
+      })
+      .expect(200);
+    const events = (res.body as string)
+      .split('\n\n')
+      .filter(Boolean)
+      .map((block) => ({
+        event: /^event: (.*)$/m.exec(block)?.[1],
+        data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null'),
+      }));
     expect(events.map((e) => e.event)).toEqual(['progress', 'progress', 'progress', 'result']);
     expect(events[2].data).toMatchObject({ step: 3, totalSteps: 3 });
     // t is where each generator evaluation happened: rising from 0 (noise) towards 1.
@@ -137,7 +190,10 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
   });
 
   it('maps an unknown model to 404 over HTTP and NOT_FOUND over gRPC', async () => {
-    const res = await request(svc.app).post('/v1/models/nope/generate').send({ class: 1 }).expect(404);
+    const res = await request(svc.app)
+      .post('/v1/models/nope/generate')
+      .send({ class: 1 })
+      .expect(404);
     expect(res.body.available).toContain(svc.model);
     const err = await call(svc.grpc.client, 'GetModel', { model: 'nope' }).catch((e) => e);
     expect(err.code).toBe(grpc.status.NOT_FOUND);

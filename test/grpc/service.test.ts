@@ -39,13 +39,19 @@ describe('gRPC dmvae.v1.Dmvae over a fake model', () => {
       name: 'fake',
       image: { height: 28, width: 28, channels: 1 },
       latentShape: [4, 7, 7],
-      sampler: { sampler: 'SAMPLER_HEUN', steps: 4, cfgScale: 3, cfgInterval: { lo: 0, hi: 1 }, shift: 2.5 },
+      sampler: {
+        sampler: 'SAMPLER_HEUN',
+        steps: 4,
+        cfgScale: 3,
+        cfgInterval: { lo: 0, hi: 1 },
+        shift: 2.5,
+      },
       providers: [{ graph: 'encoder', requested: ['cpu'], actual: 'cpu' }],
     });
     expect(info.classes).toHaveLength(10);
   });
 
-  it('maps ServiceError to the catalog status with the message and an error-code trailer', async () => {
+  it('maps ServiceError to its catalog status, message and error-code', async () => {
     const err = await call(g.client, 'GetModel', { model: 'nope' }).catch((e) => e);
     expect(err.code).toBe(grpc.status.NOT_FOUND);
     expect(err.details).toContain('nope');
@@ -57,58 +63,100 @@ describe('gRPC dmvae.v1.Dmvae over a fake model', () => {
     expect(reply.latents.shape).toEqual(['2', '4', '7', '7']);
     expect(reply.latents.dtype).toBe('float32');
     expect(reply.latents.data.length).toBe(2 * 196 * 4);
-    expect(reply.images[0]).toMatchObject({ sourceWidth: 28, sourceHeight: 28, sourceFormat: 'png', frames: 1 });
-    const half = await call(g.client, 'Encode', { model: 'fake', images: [png], dtype: 'float16',
-      latentSpace: 'LATENT_SPACE_NORMALIZED' });
+    expect(reply.images[0]).toMatchObject({
+      sourceWidth: 28,
+      sourceHeight: 28,
+      sourceFormat: 'png',
+      frames: 1,
+    });
+    const half = await call(g.client, 'Encode', {
+      model: 'fake',
+      images: [png],
+      dtype: 'float16',
+      latentSpace: 'LATENT_SPACE_NORMALIZED',
+    });
     expect(half.latents.data.length).toBe(196 * 2);
     expect(half.latentSpace).toBe('LATENT_SPACE_NORMALIZED');
   });
 
   it('refuses bad images, bad dtypes and too many images with INVALID_ARGUMENT', async () => {
-    const empty = await call(g.client, 'Encode', { model: 'fake', images: [Buffer.alloc(0)] }).catch((e) => e);
+    const empty = await call(g.client, 'Encode', {
+      model: 'fake',
+      images: [Buffer.alloc(0)],
+    }).catch((e) => e);
     expect(empty.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(empty.metadata.get('error-code')).toEqual(['empty_image']);
-    const dtype = await call(g.client, 'Encode', { model: 'fake', images: [png], dtype: 'int8' }).catch((e) => e);
+    const dtype = await call(g.client, 'Encode', {
+      model: 'fake',
+      images: [png],
+      dtype: 'int8',
+    }).catch((e) => e);
     expect(dtype.code).toBe(grpc.status.INVALID_ARGUMENT);
-    const many = await call(g.client, 'Encode', { model: 'fake', images: [png, png, png, png, png] })
-      .catch((e) => e);
+    const many = await call(g.client, 'Encode', {
+      model: 'fake',
+      images: [png, png, png, png, png],
+    }).catch((e) => e);
     expect(many.metadata.get('error-code')).toEqual(['too_many_items']);
     const none = await call(g.client, 'Encode', { model: 'fake', images: [] }).catch((e) => e);
     expect(none.code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
   it('refuses a message over the configured receive size with RESOURCE_EXHAUSTED', async () => {
-    const err = await call(g.client, 'Encode', { model: 'fake', images: [Buffer.alloc(70000)] }).catch((e) => e);
+    const err = await call(g.client, 'Encode', {
+      model: 'fake',
+      images: [Buffer.alloc(70000)],
+    }).catch((e) => e);
     expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 
   it('decodes a tensor to one image per latent in the requested format', async () => {
     const t = parseNpy(latentNpy(2, 0.1));
     const data = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    const reply = await call(g.client, 'Decode', { model: 'fake', latents: { data, shape: [2, 4, 7, 7],
-      dtype: 'float32' }, format: 'IMAGE_FORMAT_JPEG' });
+    const reply = await call(g.client, 'Decode', {
+      model: 'fake',
+      latents: { data, shape: [2, 4, 7, 7], dtype: 'float32' },
+      format: 'IMAGE_FORMAT_JPEG',
+    });
     expect(reply.mediaType).toBe('image/jpeg');
     expect(reply.images).toHaveLength(2);
     expect(reply.images[0].subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
-    const bad = await call(g.client, 'Decode', { model: 'fake', latents: { data, shape: [2, 4, 7, 8],
-      dtype: 'float32' } }).catch((e) => e);
+    const bad = await call(g.client, 'Decode', {
+      model: 'fake',
+      latents: { data, shape: [2, 4, 7, 8], dtype: 'float32' },
+    }).catch((e) => e);
     expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(bad.details).toMatch(/bytes|shape/);
-    const f64 = await call(g.client, 'Decode', { model: 'fake', latents: { data, shape: [1, 4, 7, 7],
-      dtype: 'float64' } }).catch((e) => e);
+    const f64 = await call(g.client, 'Decode', {
+      model: 'fake',
+      latents: { data, shape: [1, 4, 7, 7], dtype: 'float64' },
+    }).catch((e) => e);
     expect(f64.metadata.get('error-code')).toEqual(['unsupported_dtype']);
   });
 
   it('streams progress then one result, echoing every parameter', async () => {
-    const stream = g.client.Generate({ model: 'fake', classId: '7', count: 2, seed: '9007199254740991',
-      sampler: 'SAMPLER_EULER', steps: 3, returnLatents: true });
+    const stream = g.client.Generate({
+      model: 'fake',
+      classId: '7',
+      count: 2,
+      seed: '9007199254740991',
+      sampler: 'SAMPLER_EULER',
+      steps: 3,
+      returnLatents: true,
+    });
     const { messages, error } = await collect(stream);
     expect(error).toBeUndefined();
     expect(messages.slice(0, 3).map((m) => m.progress.step)).toEqual([1, 2, 3]);
     const result = messages[3].result;
     expect(messages).toHaveLength(4);
-    expect(result.params).toMatchObject({ class: { id: 7, name: 'Sneaker' }, count: 2, steps: 3,
-      sampler: 'SAMPLER_EULER', seed: '9007199254740991', cfgScale: 3, shift: 2.5 });
+    expect(result.params).toMatchObject({
+      class: { id: 7, name: 'Sneaker' },
+      count: 2,
+      steps: 3,
+      sampler: 'SAMPLER_EULER',
+      seed: '9007199254740991',
+      cfgScale: 3,
+      shift: 2.5,
+    });
     expect(result.images).toHaveLength(2);
     expect(result.latents.shape).toEqual(['2', '4', '7', '7']);
   });
@@ -152,13 +200,19 @@ describe('gRPC cancellation and deadlines', () => {
   const fake = fakeModel('fake', { slowMs: 100 });
   let g: Awaited<ReturnType<typeof startGrpc>>;
   beforeAll(async () => {
-    g = await startGrpc({ registry: fakeRegistry([fake.handle]), config: testConfig(), logger: capturingLogger().logger });
+    g = await startGrpc({
+      registry: fakeRegistry([fake.handle]),
+      config: testConfig(),
+      logger: capturingLogger().logger,
+    });
   });
   afterAll(() => g.close());
 
   it('turns a passed deadline into an aborted signal and DEADLINE_EXCEEDED', async () => {
     const deadline = new Date(Date.now() + 250);
-    const { error } = await collect(g.client.Generate({ model: 'fake', classId: '1', steps: 50 }, { deadline }));
+    const { error } = await collect(
+      g.client.Generate({ model: 'fake', classId: '1', steps: 50 }, { deadline }),
+    );
     expect(error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     await new Promise((r) => setTimeout(r, 50));
     expect(fake.calls.lastSignal?.aborted).toBe(true);

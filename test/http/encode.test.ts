@@ -16,7 +16,7 @@ describe('POST /v1/models/{model}/encode', () => {
     png = await greyPng(28, 28, (x) => x * 9);
   });
 
-  it('takes one raw image/png body and returns JSON latents [1, 4, 7, 7] with image info', async () => {
+  it('takes one raw image/png body; JSON latents [1, 4, 7, 7] and image info', async () => {
     const { app, calls } = fakeApp();
     const res = await request(app).post(ENCODE).type('image/png').send(png).expect(200);
     expect(res.body.latents.shape).toEqual([1, 4, 7, 7]);
@@ -29,7 +29,7 @@ describe('POST /v1/models/{model}/encode', () => {
     expect(calls.encode[0].shape).toEqual([1, 1, 28, 28]);
   });
 
-  it('lets the bytes decide the format: a PNG sent as image/jpeg or octet-stream is still a PNG', async () => {
+  it('lets the bytes decide: a PNG sent as image/jpeg is still a PNG', async () => {
     const { app } = fakeApp();
     for (const type of ['image/jpeg', 'application/octet-stream']) {
       const res = await request(app).post(ENCODE).type(type).send(png).expect(200);
@@ -73,7 +73,10 @@ describe('POST /v1/models/{model}/encode', () => {
   it('takes JSON {"images": [...]} and {"image": "..."} with base64 (data URLs too)', async () => {
     const { app } = fakeApp();
     const b64 = png.toString('base64');
-    const many = await request(app).post(ENCODE).send({ images: [b64, b64] }).expect(200);
+    const many = await request(app)
+      .post(ENCODE)
+      .send({ images: [b64, b64] })
+      .expect(200);
     expect(many.body.latents.shape).toEqual([2, 4, 7, 7]);
     const one = await request(app)
       .post(ENCODE)
@@ -85,15 +88,21 @@ describe('POST /v1/models/{model}/encode', () => {
   it('applies latents=normalized through the model: (z - mean) * scale', async () => {
     const { app } = fakeApp();
     const raw = await request(app).post(ENCODE).type('image/png').send(png).expect(200);
-    const norm = await request(app).post(`${ENCODE}?latents=normalized`).type('image/png').send(png).expect(200);
+    const norm = await request(app)
+      .post(`${ENCODE}?latents=normalized`)
+      .type('image/png')
+      .send(png)
+      .expect(200);
     const a = latentValues(raw.body).bytes.readFloatLE(0);
     const b = latentValues(norm.body).bytes.readFloatLE(0);
     expect(b).toBeCloseTo((a - 0.5) * 2, 5);
   });
 
-  it('refuses unknown JSON fields, unknown query parameters and conflicting options with 400', async () => {
+  it('refuses unknown fields and parameters, and conflicting options', async () => {
     const { app } = fakeApp();
-    const typo = await request(app).post(ENCODE).send({ image: png.toString('base64'), resise: 'pad' });
+    const typo = await request(app)
+      .post(ENCODE)
+      .send({ image: png.toString('base64'), resise: 'pad' });
     expect(typo.status).toBe(400);
     expect(typo.body.code).toBe('invalid_request');
     expect(typo.body.detail).toContain('resise');
@@ -129,7 +138,11 @@ describe('POST /v1/models/{model}/encode', () => {
 
   it('answers an impossible Accept with 406 naming what it can send', async () => {
     const { app } = fakeApp();
-    const res = await request(app).post(ENCODE).type('image/png').set('Accept', 'text/html').send(png);
+    const res = await request(app)
+      .post(ENCODE)
+      .type('image/png')
+      .set('Accept', 'text/html')
+      .send(png);
     expect(res.status).toBe(406);
     expect(res.body.code).toBe('not_acceptable');
     expect(res.body.available).toEqual(['application/json', 'application/x-npy']);
@@ -144,10 +157,12 @@ describe('POST /v1/models/{model}/encode', () => {
     expect(res.body.detail).toContain('MAX_BODY_BYTES');
   });
 
-  it('answers more images than MAX_IMAGES_PER_REQUEST with 413 too_many_items, over every body type', async () => {
+  it('answers too many images with 413 too_many_items, any body type', async () => {
     const { app } = fakeApp({ MAX_IMAGES_PER_REQUEST: '2' });
     const b64 = png.toString('base64');
-    const json = await request(app).post(ENCODE).send({ images: [b64, b64, b64] });
+    const json = await request(app)
+      .post(ENCODE)
+      .send({ images: [b64, b64, b64] });
     expect(json.status).toBe(413);
     expect(json.body.code).toBe('too_many_items');
     expect(json.body.limit).toBe(2);
@@ -172,8 +187,12 @@ describe('POST /v1/models/{model}/encode', () => {
 
   it('logs the model and image count of an encode request', async () => {
     const { app, lines } = fakeApp();
-    await request(app).post(ENCODE).set('X-Request-Id', 'enc-1').attach('a', png, 'a.png')
-      .attach('b', png, 'b.png').expect(200);
+    await request(app)
+      .post(ENCODE)
+      .set('X-Request-Id', 'enc-1')
+      .attach('a', png, 'a.png')
+      .attach('b', png, 'b.png')
+      .expect(200);
     const line = lines.find((l) => l.reqId === 'enc-1' && l.msg === 'request');
     expect(line).toMatchObject({ model: 'fake', images: 2, status: 200, method: 'POST' });
   });

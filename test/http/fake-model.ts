@@ -17,8 +17,18 @@ import { Writable } from 'node:stream';
  * 28x28 grey "encoder" that average-pools 4x4 blocks into 4 channels, a "decoder" that
  * upsamples channel 0 back, and a "sampler" whose output is a pure function of the seed.
  */
-export const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
-  'Sneaker', 'Bag', 'Ankle boot'].map((name, id) => ({ id, name }));
+export const CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+].map((name, id) => ({ id, name }));
 
 export interface FakeCalls {
   encode: Tensor[];
@@ -62,7 +72,8 @@ export function fakeModel(name = 'fake', opts: { failGenerateAt?: number; slowMs
           for (let x = 0; x < 7; x++) {
             let sum = 0;
             for (let dy = 0; dy < 4; dy++)
-              for (let dx = 0; dx < 4; dx++) sum += images.data[i * 784 + (4 * y + dy) * 28 + 4 * x + dx];
+              for (let dx = 0; dx < 4; dx++)
+                sum += images.data[i * 784 + (4 * y + dy) * 28 + 4 * x + dx];
             for (let c = 0; c < 4; c++) out[i * 196 + c * 49 + y * 7 + x] = (sum / 16) * (c + 1);
           }
       return { data: out, shape: [n, 4, 7, 7] };
@@ -101,7 +112,10 @@ function upsample(latents: Tensor): Tensor {
   for (let i = 0; i < n; i++)
     for (let y = 0; y < 28; y++)
       for (let x = 0; x < 28; x++) {
-        out[i * 784 + y * 28 + x] = Math.max(-1, Math.min(1, latents.data[i * 196 + (y >> 2) * 7 + (x >> 2)]));
+        out[i * 784 + y * 28 + x] = Math.max(
+          -1,
+          Math.min(1, latents.data[i * 196 + (y >> 2) * 7 + (x >> 2)]),
+        );
       }
   return { data: out, shape: [n, 1, 28, 28] };
 }

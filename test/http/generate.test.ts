@@ -16,7 +16,7 @@ export function sseEvents(text: string): { event: string; data: any }[] {
 }
 
 describe('POST /v1/models/{model}/generate', () => {
-  it('fills in the model defaults and echoes every parameter, with a random seed when none is given', async () => {
+  it('fills in defaults, echoes every parameter, picks a random seed', async () => {
     const { app, calls } = fakeApp();
     const res = await request(app).post(GENERATE).send({ class: 7 }).expect(200);
     expect(res.body).toMatchObject({
@@ -41,11 +41,29 @@ describe('POST /v1/models/{model}/generate', () => {
 
   it('passes the given parameters through and returns latents on request', async () => {
     const { app, calls } = fakeApp();
-    const body = { class: 'sneaker', count: 2, steps: 3, cfgScale: 1.5, cfgInterval: [0.1, 0.9],
-      sampler: 'euler', shift: 1, seed: 2 ** 53 - 1, format: 'webp', returnLatents: true };
+    const body = {
+      class: 'sneaker',
+      count: 2,
+      steps: 3,
+      cfgScale: 1.5,
+      cfgInterval: [0.1, 0.9],
+      sampler: 'euler',
+      shift: 1,
+      seed: 2 ** 53 - 1,
+      format: 'webp',
+      returnLatents: true,
+    };
     const res = await request(app).post(GENERATE).send(body).expect(200);
-    expect(calls.generate[0]).toEqual({ classId: 7, count: 2, steps: 3, method: 'euler', cfgScale: 1.5,
-      cfgInterval: [0.1, 0.9], shift: 1, seed: 2 ** 53 - 1 });
+    expect(calls.generate[0]).toEqual({
+      classId: 7,
+      count: 2,
+      steps: 3,
+      method: 'euler',
+      cfgScale: 1.5,
+      cfgInterval: [0.1, 0.9],
+      shift: 1,
+      seed: 2 ** 53 - 1,
+    });
     expect(res.body.seed).toBe(2 ** 53 - 1);
     expect(res.body.latents.shape).toEqual([2, 4, 7, 7]);
     expect(Buffer.from(res.body.images[0], 'base64').subarray(8, 12).toString()).toBe('WEBP');
@@ -102,37 +120,57 @@ describe('POST /v1/models/{model}/generate', () => {
 
   it('streams one progress event per generator evaluation, then the result, over SSE', async () => {
     const { app } = fakeApp();
-    const res = await request(app).post(GENERATE).set('Accept', 'text/event-stream')
-      .send({ class: 2, seed: 9, steps: 3 }).buffer(true).parse((r, done) => {
+    const res = await request(app)
+      .post(GENERATE)
+      .set('Accept', 'text/event-stream')
+      .send({ class: 2, seed: 9, steps: 3 })
+      .buffer(true)
+      .parse((r, done) => {
         let text = '';
         r.setEncoding('utf8');
         r.on('data', (c: string) => (text += c));
         r.on('end', () => done(null, text));
-      }).expect(200);
+      })
+      .expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
     const events = sseEvents(res.body as string);
     const progress = events.filter((e) => e.event === 'progress');
     expect(progress.map((e) => e.data.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(progress[0].data.totalSteps).toBe(6);
     expect(events[events.length - 1].event).toBe('result');
-    const json = await request(app).post(GENERATE).send({ class: 2, seed: 9, steps: 3 }).expect(200);
+    const json = await request(app)
+      .post(GENERATE)
+      .send({ class: 2, seed: 9, steps: 3 })
+      .expect(200);
     expect(events[events.length - 1].data).toEqual(json.body);
   });
 
   it('reports a failure after the stream started as an error event without internals', async () => {
     const { app, lines } = fakeApp({}, { failGenerateAt: 3 });
-    const res = await request(app).post(GENERATE).set('Accept', 'text/event-stream')
-      .set('X-Request-Id', 'sse-fail').send({ class: 2, seed: 9 }).buffer(true).parse((r, done) => {
+    const res = await request(app)
+      .post(GENERATE)
+      .set('Accept', 'text/event-stream')
+      .set('X-Request-Id', 'sse-fail')
+      .send({ class: 2, seed: 9 })
+      .buffer(true)
+      .parse((r, done) => {
         let text = '';
         r.setEncoding('utf8');
         r.on('data', (c: string) => (text += c));
         r.on('end', () => done(null, text));
-      }).expect(200);
+      })
+      .expect(200);
     const events = sseEvents(res.body as string);
     expect(events.map((e) => e.event)).toEqual(['progress', 'progress', 'error']);
-    expect(events[2].data).toMatchObject({ status: 500, code: 'internal', detail: 'Internal error' });
+    expect(events[2].data).toMatchObject({
+      status: 500,
+      code: 'internal',
+      detail: 'Internal error',
+    });
     expect(JSON.stringify(events[2].data)).not.toContain('secrets');
-    expect(lines.find((l) => l.reqId === 'sse-fail' && l.msg === 'request')).toMatchObject({ code: 'internal' });
+    expect(lines.find((l) => l.reqId === 'sse-fail' && l.msg === 'request')).toMatchObject({
+      code: 'internal',
+    });
   });
 
   it('answers a failure without streaming as a 500 problem without internals', async () => {

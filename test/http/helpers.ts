@@ -8,7 +8,9 @@ import { capturingLogger, fakeModel, fakeRegistry, testConfig } from './fake-mod
 export function greyPng(width: number, height: number, f: (x: number, y: number) => number) {
   const pixels = Buffer.alloc(width * height);
   for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) pixels[y * width + x] = f(x, y);
-  return sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 export function latentNpy(count: number, value = 0.25): Buffer {
@@ -16,7 +18,10 @@ export function latentNpy(count: number, value = 0.25): Buffer {
 }
 
 /** An express app over one fake model, with its log lines and call record. */
-export function fakeApp(env: Record<string, string> = {}, opts: Parameters<typeof fakeModel>[1] = {}) {
+export function fakeApp(
+  env: Record<string, string> = {},
+  opts: Parameters<typeof fakeModel>[1] = {},
+) {
   const { handle, calls } = fakeModel('fake', opts);
   const ready = { value: true };
   const { logger, lines } = capturingLogger();

@@ -31,7 +31,10 @@ describe('HTTP over a real socket', () => {
   }
 
   it('refuses a chunked body (no Content-Length) once it passes MAX_BODY_BYTES', async () => {
-    const req = post('/v1/models/fake/encode', { 'Content-Type': 'image/png', 'Transfer-Encoding': 'chunked' });
+    const req = post('/v1/models/fake/encode', {
+      'Content-Type': 'image/png',
+      'Transfer-Encoding': 'chunked',
+    });
     const answer = reply(req);
     for (let i = 0; i < 10; i++) req.write(Buffer.alloc(1000, 7));
     req.end();
@@ -41,7 +44,10 @@ describe('HTTP over a real socket', () => {
   });
 
   it('refuses a declared Content-Length over the limit before reading the body', async () => {
-    const req = post('/v1/models/fake/encode', { 'Content-Type': 'image/png', 'Content-Length': '10000' });
+    const req = post('/v1/models/fake/encode', {
+      'Content-Type': 'image/png',
+      'Content-Length': '10000',
+    });
     const answer = reply(req);
     req.end(Buffer.alloc(10000));
     const { status, body } = await answer;
