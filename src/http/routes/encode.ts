@@ -9,7 +9,6 @@ import {
   LATENT_SPACES,
   RESIZE_POLICIES,
 } from '../../api/options';
-import { ServiceError } from '../../errors';
 import { decodeBase64, latentToJson, writeNpy } from '../../intake';
 import { mediaTypeOf, parseJson, parseMultipart, readBody, requireMediaType } from '../body';
 import { negotiate } from '../negotiate';
@@ -57,7 +56,9 @@ async function readImages(req: Request, res: Response, deps: HttpDeps) {
     checkImageCount(strings.length, deps.config);
     const files = strings.map((text, index) => {
       try {
-        return decodeImageBase64(text, strings.length > 1 ? `images[${index}]` : 'image');
+        // A data URL must declare an image/* type (intake refuses others with 415).
+        const field = strings.length > 1 ? `images[${index}]` : 'image';
+        return decodeBase64(text, { allowDataUrl: true, field }).bytes;
       } catch (err) {
         throw withIndex(err, index, strings.length);
       }
@@ -66,19 +67,6 @@ async function readImages(req: Request, res: Response, deps: HttpDeps) {
   }
   // A raw body is one image whatever its declared type: the bytes are sniffed later.
   return { files: [body], options: {} as Options };
-}
-
-/** Base64 -> bytes; a data URL must declare an image type (415 naming it otherwise). */
-function decodeImageBase64(text: string, field: string): Buffer {
-  const { bytes, declaredType } = decodeBase64(text, { allowDataUrl: true, field });
-  if (declaredType !== undefined && !declaredType.startsWith('image/')) {
-    throw new ServiceError(
-      'unsupported_media_type',
-      `${field} is a data URL of type ${declaredType}; only image/* data URLs are taken`,
-      { declaredType },
-    );
-  }
-  return bytes;
 }
 
 /** POST /v1/models/{model}/encode: images -> latents (JSON or .npy by Accept). */
