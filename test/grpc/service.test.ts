@@ -196,6 +196,26 @@ describe('gRPC dmvae.v1.Dmvae over a fake model', () => {
   });
 });
 
+describe('gRPC Generate failing mid-stream', () => {
+  it('sends the progress so far, then INTERNAL with no internals, exactly once', async () => {
+    const fake = fakeModel('fake', { failGenerateAt: 3 });
+    const { logger, lines } = capturingLogger();
+    const g = await startGrpc({ registry: fakeRegistry([fake.handle]), config: testConfig(), logger });
+    try {
+      const { messages, error } = await collect(
+        g.client.Generate({ model: 'fake', classId: '1', seed: '1' }),
+      );
+      expect(messages.map((m) => m.progress?.step)).toEqual([1, 2]);
+      expect(error?.code).toBe(grpc.status.INTERNAL);
+      expect(error?.details).toBe('Internal error');
+      expect(lines.filter((l) => l.msg === 'rpc' && l.rpc === 'Generate')).toHaveLength(1);
+      expect(lines.some((l) => l.msg === 'unhandled error')).toBe(true);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 describe('gRPC cancellation and deadlines', () => {
   const fake = fakeModel('fake', { slowMs: 100 });
   let g: Awaited<ReturnType<typeof startGrpc>>;
