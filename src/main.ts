@@ -61,6 +61,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // A bug that escapes every handler leaves the process in an unknown state: log it as one
+  // structured line and exit, so the supervisor restarts a clean process.
+  for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+    process.on(event, (err: unknown) => {
+      logger.fatal({ err }, event);
+      process.exit(1);
+    });
+  }
 
   try {
     await registry.load();
