@@ -17,7 +17,7 @@ import { startGrpc } from '../grpc/client';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const MODELS_DIR = process.env.TEST_MODELS_DIR ?? path.join(REPO, 'models');
-export const CASES_DIR = process.env.CASES_DIR ?? '/work/shared/cases';
+export { CASES_DIR } from '../cases-dir';
 
 /** The first model folder; fails loudly when the pipeline has not exported one yet. */
 export function shippedModelName(): string {

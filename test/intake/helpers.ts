@@ -6,13 +6,9 @@ import type { ClassInfo, ImageSpec } from '../../src/types';
 
 /** Shared fixtures for the intake tests: the failure cases, specs, and an error catcher. */
 
-/** CASES_DIR, else a copy vendored at test/cases, else the shared folder of this workspace. */
-export const CASES_DIR =
-  process.env.CASES_DIR ??
-  [path.join(__dirname, '..', 'cases'), '/work/shared/cases'].find((dir) =>
-    fs.existsSync(path.join(dir, 'manifest.json')),
-  ) ??
-  '/work/shared/cases';
+import { CASES_DIR } from '../cases-dir';
+
+export { CASES_DIR };
 
 export interface CaseEntry {
   file: string;
@@ -24,12 +20,15 @@ export interface CaseEntry {
   notes: string;
 }
 
-export const casesAvailable = fs.existsSync(path.join(CASES_DIR, 'manifest.json'));
-/** describe() when the shared cases folder exists; otherwise one skipped test that says why
- * (the body is not even run, so it may read case files freely). */
+const casesAvailable = fs.existsSync(path.join(CASES_DIR, 'manifest.json'));
+/** describe() over the shared cases; when the folder is missing, one failing test that says
+ * where it was looked for (the body is not run, so it may read case files freely). */
 export function describeCases(name: string, body: () => void): void {
   if (casesAvailable) describe(name, body);
-  else test.skip(`${name} (failure cases not found: set CASES_DIR)`, () => undefined);
+  else
+    test(`${name}: failure cases found`, () => {
+      throw new Error(`no manifest.json in ${CASES_DIR}: check out beside ../shared or set CASES_DIR`);
+    });
 }
 
 export function manifest(): CaseEntry[] {
