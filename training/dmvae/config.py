@@ -122,6 +122,7 @@ class ReferenceStageConfig:
     label_dropout: float = 0.1
     ema_decay: float = 0.999       # the teacher of the align stage uses the EMA weights
     cache_latents: bool = True     # encode the train set once; off at ImageNet scale (memory)
+    cache_limit: Optional[int] = None  # cache only the first N train images (encoding costs)
     stats_batches: int = 50        # batches used to measure latent mean and scale (uncached)
 
 
@@ -151,6 +152,7 @@ class GeneratorStageConfig:
     label_dropout: float = 0.1
     ema_decay: float = 0.999
     cache_latents: bool = True
+    cache_limit: Optional[int] = None
     stats_batches: int = 50
 
 

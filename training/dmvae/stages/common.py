@@ -107,8 +107,8 @@ class GaussianReference(nn.Module):
 def latent_source(run, tokenizer, scfg, stage):
     """-> (endless-batches factory(start_step), latent_mean, latent_scale).
 
-    cache_latents: encode the train split once (cheap at 28x28: 60k x 196 floats) and batch
-    the cached tensors; otherwise encode every batch on the fly (paper scale) and measure the
+    cache_latents: encode the train split (or its first cache_limit images: the encoder pass
+    is a real cost on CPU) once and batch the cached tensors; otherwise encode every batch on the fly (paper scale) and measure the
     statistics on `stats_batches` batches."""
     from torch.utils.data import TensorDataset
     from ..runtime import batches
@@ -116,7 +116,7 @@ def latent_source(run, tokenizer, scfg, stage):
     tokenizer.to(d.device).eval().requires_grad_(False)
     train = data.load_split(cfg, "train")
     if scfg.cache_latents:
-        images, labels = data.stack(train)
+        images, labels = data.stack(train, scfg.cache_limit)
         run.log.info(f"[{stage}] encoding {images.shape[0]} training images")
         z = encode_dataset(tokenizer, images, d.device, desc=f"{stage} encode", d=d)
         mean, scale = latent_stats(z)
