@@ -148,7 +148,8 @@ def run(run, out_dir):
                    for g in GRAPH_IO},
         "files": file_table(staging),
         "golden": "golden/golden.json",
-        "training": {"config": to_dict(cfg), "torch_version": torch.__version__},
+        "training": {"config": to_dict(cfg), "torch_version": torch.__version__,
+                     "run_dir": run.dir, "stage_seconds": metrics.get("stage_seconds", {})},
         "metrics": metrics,
     }
     with open(os.path.join(staging, "manifest.json"), "w") as f:
