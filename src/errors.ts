@@ -30,6 +30,7 @@ export const ERROR_CATALOG = {
   method_not_allowed: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED, title: 'Method not allowed' },
   queue_full: { http: 503, grpc: GrpcStatus.RESOURCE_EXHAUSTED, title: 'Server busy: queue full' },
   not_ready: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Models not loaded yet' },
+  shutting_down: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Server is shutting down' },
   cancelled: { http: 499, grpc: GrpcStatus.CANCELLED, title: 'Request cancelled by the client' },
   // ours
   inference_failed: { http: 500, grpc: GrpcStatus.INTERNAL, title: 'Inference failed' },
@@ -68,4 +69,14 @@ export class ServiceError extends Error {
 export function toServiceError(err: unknown): ServiceError {
   if (err instanceof ServiceError) return err;
   return new ServiceError('internal', 'Internal error', {});
+}
+
+/**
+ * What an aborted AbortSignal means for the request: its reason when that is a ServiceError
+ * (the client went away: cancelled; the server is stopping: shutting_down), else cancelled.
+ */
+export function abortError(signal: AbortSignal | undefined, what: string): ServiceError {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof ServiceError) return reason;
+  return new ServiceError('cancelled', `${what} cancelled`);
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createGrpcServer, bindGrpcServer } from './grpc/server';
 import { createHttpApp } from './http/app';
+import { createLifecycle } from './lifecycle';
 import { createLogger } from './logger';
 import { Registry } from './models/registry';
 
@@ -10,7 +11,21 @@ import { Registry } from './models/registry';
  * Entry point: config -> logger -> servers -> models. The servers listen before the models
  * load, so /healthz answers at once while /readyz (and grpc.health.v1) report not ready
  * until every model is loaded and warmed.
+ *
+ * SIGTERM/SIGINT: stop accepting, let requests finish for SHUTDOWN_TIMEOUT_MS, then cancel
+ * the rest (they answer shutting_down), wait for ONNX runs in progress, release the sessions,
+ * log "stopped" and exit 0.
  */
+
+/** After cancelling, how long requests get to send their shutting_down answers. */
+const CANCEL_GRACE_MS = 2000;
+
+/** True when `work` settles within `ms`. */
+function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([work.then(() => true), late]).finally(() => clearTimeout(timer));
+}
 
 function listen(server: http.Server, config: Config): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -30,7 +45,8 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ level: config.logLevel });
   const registry = new Registry({ config, logger });
-  const deps = { registry, config, logger };
+  const lifecycle = createLifecycle();
+  const deps = { registry, config, logger, lifecycle };
 
   const httpServer = http.createServer(createHttpApp(deps));
   httpServer.requestTimeout = config.requestTimeoutMs;
@@ -44,17 +60,23 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: draining requests');
+    lifecycle.drain();
     grpc.markNotServing();
-    const force = setTimeout(() => {
-      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: closing connections');
-      httpServer.closeAllConnections();
-      grpc.server.forceShutdown();
-    }, config.shutdownTimeoutMs);
-    await Promise.all([
+    const drained = Promise.all([
       new Promise<void>((resolve) => httpServer.close(() => resolve())),
       new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())),
     ]);
-    clearTimeout(force);
+    if (!(await within(drained, config.shutdownTimeoutMs))) {
+      // Cooperative: generation stops between steps, queued batches are dropped, and each
+      // request answers shutting_down; ONNX runs already going finish (see registry.close).
+      logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout: cancelling requests');
+      lifecycle.cancelInFlight();
+      if (!(await within(drained, CANCEL_GRACE_MS))) {
+        logger.warn({ graceMs: CANCEL_GRACE_MS }, 'requests still open: closing connections');
+        httpServer.closeAllConnections();
+        grpc.server.forceShutdown();
+      }
+    }
     await registry.close();
     logger.info('stopped');
     process.exit(exitCode);

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ServiceError, toServiceError } from '../errors';
+import { requestSignal, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 
 /** Per-call state, the gRPC twin of http/request-context. */
 export interface CallState {
   id: string;
   log: Logger;
-  /** Aborts on client cancellation or when the call's deadline passes. */
+  /** Aborts on client cancellation, when the call's deadline passes, or at shutdown. */
   signal: AbortSignal;
   model?: string;
   images?: number;
@@ -23,21 +24,30 @@ export interface CallContext {
   finish(err?: unknown): grpc.StatusObject;
 }
 
+/** What a call needs from the server: the logger and, when running in main.ts, shutdown. */
+export interface CallEnv {
+  logger: Logger;
+  lifecycle?: Lifecycle;
+}
+
 /** Starts a call: id (safe x-request-id metadata or a UUID), child logger, abort signal. */
-export function startCall(call: AnyCall, rpc: string, logger: Logger): CallContext {
+export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: CallEnv): CallContext {
   const incoming = call.metadata.get('x-request-id')[0];
   const safe = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming);
   const id = safe ? (incoming as string) : randomUUID();
   const aborter = new AbortController();
-  const state: CallState = { id, log: logger.child({ reqId: id }), signal: aborter.signal };
+  const signal = requestSignal(aborter.signal, lifecycle);
+  const state: CallState = { id, log: logger.child({ reqId: id }), signal };
   const started = process.hrtime.bigint();
 
-  call.on('cancelled', () => aborter.abort(new Error('client cancelled the call')));
+  call.on('cancelled', () =>
+    aborter.abort(new ServiceError('cancelled', 'Client cancelled the call')),
+  );
   const deadline = call.getDeadline();
   const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
   let timer: NodeJS.Timeout | undefined;
   if (Number.isFinite(deadlineMs)) {
-    const abortAtDeadline = () => aborter.abort(new Error('deadline exceeded'));
+    const abortAtDeadline = () => aborter.abort(new ServiceError('cancelled', 'Deadline exceeded'));
     timer = setTimeout(abortAtDeadline, Math.max(0, deadlineMs - Date.now()));
   }
 
@@ -62,7 +72,7 @@ export function startCall(call: AnyCall, rpc: string, logger: Logger): CallConte
       model: state.model,
       images: state.images,
       code,
-      aborted: aborter.signal.aborted || undefined,
+      aborted: signal.aborted || undefined,
     };
     if (status.code === grpc.status.INTERNAL) state.log.error(line, 'rpc');
     else state.log.info(line, 'rpc');
@@ -77,11 +87,11 @@ export function startCall(call: AnyCall, rpc: string, logger: Logger): CallConte
  */
 export function unary<Req, Res>(
   rpc: string,
-  logger: Logger,
+  env: CallEnv,
   run: (request: Req, state: CallState) => Promise<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   return function handleUnary(call, callback) {
-    const ctx = startCall(call as AnyCall, rpc, logger);
+    const ctx = startCall(call as AnyCall, rpc, env);
     run(call.request, ctx.state).then(
       (reply) => {
         const status = ctx.finish();

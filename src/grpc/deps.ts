@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
+import type { Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { ModelHandle, ModelRegistry } from '../types';
 import type { CallState } from './call-context';
@@ -8,6 +9,7 @@ export interface GrpcDeps {
   registry: ModelRegistry;
   config: Config;
   logger: Logger;
+  lifecycle?: Lifecycle;
 }
 
 /** Model lookup shared by every RPC: not_ready before load, model_not_found naming known ones. */

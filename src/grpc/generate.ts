@@ -61,7 +61,7 @@ export function generateHandler(
   deps: GrpcDeps,
 ): grpc.handleServerStreamingCall<GenerateRequest, unknown> {
   return function generate(call) {
-    const ctx = startCall(call, 'Generate', deps.logger);
+    const ctx = startCall(call, 'Generate', deps);
     const { state } = ctx;
     const run = async () => {
       const request = call.request;

@@ -64,9 +64,9 @@ export function modelInfoMessage(handle: ModelHandle) {
 
 /** The service implementation for dmvae.v1.Dmvae. */
 export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation {
-  const { logger, config } = deps;
+  const { config } = deps;
   return {
-    Encode: unary<EncodeRequest, unknown>('Encode', logger, async (request, state) => {
+    Encode: unary<EncodeRequest, unknown>('Encode', deps, async (request, state) => {
       const handle = modelFor(deps, request.model, state);
       const images = request.images ?? [];
       state.images = images.length;
@@ -89,7 +89,7 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
       };
     }),
 
-    Decode: unary<DecodeRequest, unknown>('Decode', logger, async (request, state) => {
+    Decode: unary<DecodeRequest, unknown>('Decode', deps, async (request, state) => {
       const handle = modelFor(deps, request.model, state);
       const latents = tensorFromMessage(request.latents);
       state.images = latents.shape.length === 3 ? 1 : latents.shape[0];
@@ -102,12 +102,12 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
 
     Generate: generateHandler(deps),
 
-    ListModels: unary<unknown, unknown>('ListModels', logger, async () => {
+    ListModels: unary<unknown, unknown>('ListModels', deps, async () => {
       if (!deps.registry.isReady()) throw new ServiceError('not_ready', 'Models are still loading');
       return { models: deps.registry.list().map(modelInfoMessage) };
     }),
 
-    GetModel: unary<{ model?: string }, unknown>('GetModel', logger, async (request, state) =>
+    GetModel: unary<{ model?: string }, unknown>('GetModel', deps, async (request, state) =>
       modelInfoMessage(modelFor(deps, request.model, state)),
     ),
   };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
+import { shuttingDown, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { ModelRegistry } from '../types';
 import { handleError, methodNotAllowed, notFound } from './problem';
@@ -17,6 +18,8 @@ export interface HttpDeps {
   registry: ModelRegistry;
   config: Config;
   logger: Logger;
+  /** Shutdown state (main.ts); without it requests only stop when their client goes away. */
+  lifecycle?: Lifecycle;
 }
 
 /** openapi.yaml sits at the repository root, two levels above both src/http and dist/http. */
@@ -33,7 +36,13 @@ export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(requestContext(deps.logger));
+  app.use(requestContext(deps.logger, deps.lifecycle));
+  // Once shutdown starts, requests arriving on kept-alive connections are refused; liveness
+  // still answers, since the process is alive until it exits.
+  app.use(function refuseWhileDraining(req: Request, _res: Response, next: NextFunction) {
+    if (deps.lifecycle?.draining && req.path !== '/healthz') throw shuttingDown();
+    next();
+  });
 
   const openapi = readFileSync(OPENAPI_PATH);
   app

@@ -24,7 +24,10 @@ export function problemDocument(err: ServiceError, req: Request, requestId: stri
 export function sendProblem(req: Request, res: Response, err: ServiceError): void {
   const state = stateOf(res);
   state.errorCode = err.code;
-  if (err.code === 'body_too_large') res.setHeader('Connection', 'close');
+  // Unread body bytes, or a server on its way out: the connection is not reused.
+  if (err.code === 'body_too_large' || err.code === 'shutting_down') {
+    res.setHeader('Connection', 'close');
+  }
   res
     .status(err.httpStatus)
     .type('application/problem+json')

@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { ServiceError } from '../errors';
+import { requestSignal, type Lifecycle } from '../lifecycle';
 
 /** What one request carries through the handlers: its id, logger, and cancellation. */
 export interface RequestState {
   id: string;
   log: Logger;
-  /** Aborts when the client goes away before the reply is complete. */
+  /** Aborts when the client goes away before the reply is complete, or at shutdown. */
   signal: AbortSignal;
+  /** Set when the connection closed before the reply was complete. */
+  clientGone?: boolean;
   /** Filled in by handlers for the access log line. */
   model?: string;
   images?: number;
@@ -25,19 +29,23 @@ export function stateOf(res: Response): RequestState {
  * Gives each request an id (a safe incoming X-Request-Id, or a fresh UUID), a child logger,
  * and an AbortSignal; writes one structured line when the response is done or abandoned.
  */
-export function requestContext(logger: Logger) {
+export function requestContext(logger: Logger, lifecycle?: Lifecycle) {
   return function attachRequestState(req: Request, res: Response, next: NextFunction): void {
     const incoming = req.get('x-request-id');
     const id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const aborter = new AbortController();
-    const state: RequestState = { id, log: logger.child({ reqId: id }), signal: aborter.signal };
+    const signal = requestSignal(aborter.signal, lifecycle);
+    const state: RequestState = { id, log: logger.child({ reqId: id }), signal };
     res.locals.state = state;
     res.setHeader('X-Request-Id', id);
     const started = process.hrtime.bigint();
 
     res.on('close', function logRequest() {
       const aborted = !res.writableFinished;
-      if (aborted) aborter.abort(new Error('client closed the connection'));
+      if (aborted) {
+        state.clientGone = true;
+        aborter.abort(new ServiceError('cancelled', 'Client closed the connection'));
+      }
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const status = res.statusCode;
       const line = {

@@ -1,4 +1,5 @@
-import { ServiceError } from '../errors';
+import { abortError, ServiceError } from '../errors';
+import { shuttingDown } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { RunResult } from './pool';
 import type { Feeds, TensorData, WireTensor } from './protocol';
@@ -88,8 +89,8 @@ export class Batcher {
     let rows: number;
     try {
       rows = this.checkFeeds(feeds);
-      if (this.closed) throw new ServiceError('not_ready', 'Shutting down');
-      if (signal?.aborted) throw cancelled();
+      if (this.closed) throw shuttingDown();
+      if (signal?.aborted) throw cancelled(signal);
       if (!reserved) this.opts.budget.acquire(rows);
     } catch (err) {
       return Promise.reject(err);
@@ -107,7 +108,7 @@ export class Batcher {
         reject,
         cleanup: () => {},
       };
-      const onAbort = () => this.settle(item, () => reject(cancelled()));
+      const onAbort = () => this.settle(item, () => reject(cancelled(signal)));
       signal?.addEventListener('abort', onAbort, { once: true });
       item.cleanup = () => {
         signal?.removeEventListener('abort', onAbort);
@@ -124,7 +125,7 @@ export class Batcher {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     for (const item of [...this.queue]) {
-      this.settle(item, () => item.reject(new ServiceError('not_ready', 'Shutting down')));
+      this.settle(item, () => item.reject(shuttingDown('queued work was dropped')));
     }
   }
 
@@ -302,5 +303,4 @@ function assemble(item: Item): Feeds {
 
 const product = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
 const round = (ms: number) => Math.round(ms * 10) / 10;
-const cancelled = () =>
-  new ServiceError('cancelled', 'Request cancelled before inference finished');
+const cancelled = (signal?: AbortSignal) => abortError(signal, 'Request');

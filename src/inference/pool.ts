@@ -2,10 +2,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ServiceError } from '../errors';
+import { shuttingDown } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { GraphName } from '../models/manifest';
 import {
   transferList,
+  type CloseMessage,
   type Feeds,
   type FromWorker,
   type InitMessage,
@@ -42,6 +44,7 @@ interface Slot {
   ready: boolean;
   job: Job | null;
   jobId: number;
+  exited: boolean;
 }
 
 export interface PoolOptions {
@@ -53,6 +56,8 @@ export interface PoolOptions {
 }
 
 const MAX_RESPAWN_DELAY_MS = 5000;
+/** How long close() waits for a worker to finish its run; runs take milliseconds to seconds. */
+const CLOSE_WAIT_MS = 30_000;
 
 /** dist/inference/worker.js, whether this module runs from dist/ or from src/ under ts-jest. */
 export function resolveWorkerFile(): string {
@@ -101,8 +106,7 @@ export class WorkerPool {
   }
 
   run(model: string, graph: GraphName, feeds: Feeds): Promise<RunResult> {
-    if (this.closed)
-      return Promise.reject(new ServiceError('not_ready', 'Inference pool is closed'));
+    if (this.closed) return Promise.reject(shuttingDown());
     return new Promise((resolve, reject) => {
       this.queue.push({ model, graph, feeds, resolve, reject });
       this.dispatch();
@@ -114,17 +118,38 @@ export class WorkerPool {
     await this.slots[index]?.worker.terminate();
   }
 
+  /**
+   * Fails queued jobs, lets each worker finish the run it has, release its sessions and exit.
+   * A worker still running after CLOSE_WAIT_MS (a hung ORT call) is terminated: that is the one
+   * case left where ORT can take the process down with it, and it is logged first.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) {
-      job.reject(new ServiceError('not_ready', 'Inference pool closed'));
-    }
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    for (const job of this.queue.splice(0)) job.reject(shuttingDown('queued work was dropped'));
+    await Promise.all(this.slots.map((slot) => this.stopWorker(slot)));
+  }
+
+  private stopWorker(slot: Slot): Promise<void> {
+    if (slot.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.opts.logger.error(
+          { worker: slot.index, waitedMs: CLOSE_WAIT_MS },
+          'ORT worker did not finish its run in time; terminating it',
+        );
+        void slot.worker.terminate();
+      }, CLOSE_WAIT_MS);
+      slot.worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      slot.worker.postMessage({ kind: 'close' } satisfies CloseMessage);
+    });
   }
 
   private spawn(index: number): Promise<void> {
     const worker = new Worker(this.workerFile);
-    const slot: Slot = { index, worker, ready: false, job: null, jobId: 0 };
+    const slot: Slot = { index, worker, ready: false, job: null, jobId: 0, exited: false };
     this.slots[index] = slot;
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
@@ -159,6 +184,7 @@ export class WorkerPool {
   }
 
   private onExit(slot: Slot, code: number): void {
+    slot.exited = true;
     if (this.slots[slot.index] !== slot) return;
     slot.ready = false;
     if (slot.job) {

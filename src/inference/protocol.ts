@@ -39,7 +39,12 @@ export interface RunMessage {
   feeds: Feeds;
 }
 
-export type ToWorker = InitMessage | RunMessage;
+/** Finish what is running, release every session, then end the thread. */
+export interface CloseMessage {
+  kind: 'close';
+}
+
+export type ToWorker = InitMessage | RunMessage | CloseMessage;
 
 export interface SessionReport {
   model: string;

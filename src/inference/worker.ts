@@ -30,15 +30,35 @@ const refusedHere = new Map<string, string>();
 
 const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
 
+/** Init and runs not finished yet: close waits for them (see close). */
+const busy = new Set<Promise<void>>();
+const track = (work: Promise<void>) => {
+  busy.add(work);
+  void work.finally(() => busy.delete(work));
+};
+
 port.on('message', (msg: ToWorker) => {
   if (msg.kind === 'init') {
-    init(msg).catch((err: Error) => send({ kind: 'init-failed', message: err.message }));
+    track(init(msg).catch((err: Error) => send({ kind: 'init-failed', message: err.message })));
   } else if (msg.kind === 'run') {
-    run(msg.id, `${msg.model}/${msg.graph}`, msg.feeds).catch((err: Error) =>
-      send({ kind: 'run-failed', id: msg.id, message: err.message }),
-    );
+    const failed = (err: Error) => send({ kind: 'run-failed', id: msg.id, message: err.message });
+    track(run(msg.id, `${msg.model}/${msg.graph}`, msg.feeds).catch(failed));
+  } else if (msg.kind === 'close') {
+    void close();
   }
 });
+
+/**
+ * Ends the thread cleanly. worker.terminate() while ORT's native run is on the stack aborts the
+ * whole process (Napi::Error thrown during teardown), so the pool asks instead: this waits for
+ * the init or run in progress, releases the sessions, and only then exits.
+ */
+async function close(): Promise<void> {
+  while (busy.size > 0) await Promise.allSettled([...busy]);
+  for (const session of sessions.values()) await session.release().catch(() => undefined);
+  sessions.clear();
+  process.exit(0); // in a worker thread this ends the thread, not the process
+}
 
 async function init(msg: InitMessage): Promise<void> {
   const reports: SessionReport[] = [];

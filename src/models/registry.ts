@@ -6,6 +6,7 @@ import { Batcher } from '../inference/batcher';
 import { OnnxModelHandle } from '../inference/model-handle';
 import { WorkerPool } from '../inference/pool';
 import { RowBudget } from '../inference/row-budget';
+import { shuttingDown } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { ModelHandle, ModelRegistry, ProviderReport } from '../types';
 import {
@@ -83,6 +84,7 @@ export class Registry implements ModelRegistry {
   }
 
   get(name: string): OnnxModelHandle {
+    if (this.closed) throw shuttingDown();
     if (!this.ready) throw new ServiceError('not_ready', 'Models are still loading');
     const handle = this.handles.get(name);
     if (!handle) {
@@ -107,6 +109,7 @@ export class Registry implements ModelRegistry {
     return this.pool;
   }
 
+  /** Fails queued work, waits for ONNX runs in progress, then releases every session. */
   async close(): Promise<void> {
     this.closed = true;
     this.ready = false;

@@ -1,4 +1,4 @@
-import { ServiceError } from '../errors';
+import { abortError, ServiceError } from '../errors';
 import type { GenerateProgress, SamplerMethod } from '../types';
 import { timeGrid } from './schedule';
 
@@ -44,7 +44,8 @@ export async function sample(o: SampleOptions): Promise<Float32Array> {
   let done = 0;
 
   const velocity = async (x: Float32Array, t: number): Promise<Float32Array> => {
-    if (o.signal?.aborted) throw new ServiceError('cancelled', 'Generation cancelled');
+    // Checked before every evaluation: cancelling stops a generation between steps.
+    if (o.signal?.aborted) throw abortError(o.signal, 'Generation');
     const v = await guidedVelocity(o, x, t, size);
     done += 1;
     o.onProgress?.({ step: done, totalSteps: total, t });

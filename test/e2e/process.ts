@@ -12,7 +12,9 @@ export interface ServerProcess {
   httpPort: number;
   grpcPort: number;
   lines: Record<string, any>[];
-  /** Sends the signal and resolves with the exit code. */
+  /** What the process wrote to stderr so far (a native abort prints there). */
+  stderr(): string;
+  /** Sends the signal and resolves with the exit code (null when a signal ended it). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -55,6 +57,7 @@ export function startServerProcess(env: Record<string, string> = {}): Promise<Se
             proc,
             ...ports,
             lines,
+            stderr: () => stderr,
             stop(signal = 'SIGTERM') {
               if (proc.exitCode === null) proc.kill(signal);
               return exited;

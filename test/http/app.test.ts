@@ -109,4 +109,23 @@ describe('HTTP app: health, routing, errors, request ids', () => {
     const list = await request(app).get('/v1/models').expect(200);
     expect(list.body.models.map((m: { name: string }) => m.name)).toEqual(['fake']);
   });
+
+  it('refuses new requests with 503 shutting_down while draining; liveness still answers', async () => {
+    const { app, lifecycle } = fakeApp();
+    lifecycle.drain();
+    const res = await request(app).get('/v1/models/fake').expect(503);
+    expect(res.body.code).toBe('shutting_down');
+    expect(res.headers.connection).toBe('close');
+    expect((await request(app).get('/readyz').expect(503)).body.code).toBe('shutting_down');
+    await request(app).get('/healthz').expect(200);
+  });
+
+  it('stops a request in flight when shutdown cancels it, answering shutting_down', async () => {
+    const { app, lifecycle } = fakeApp({}, { slowMs: 1000 });
+    const pending = request(app).post('/v1/models/fake/generate').send({ class: 1, steps: 50 });
+    setTimeout(() => lifecycle.cancelInFlight(), 50);
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('shutting_down');
+  });
 });

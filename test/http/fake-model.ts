@@ -1,5 +1,5 @@
 import { loadConfig, type Config } from '../../src/config';
-import { ServiceError } from '../../src/errors';
+import { abortError, ServiceError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
 import type {
   GenerateParams,
@@ -50,7 +50,7 @@ export function fakeModel(name = 'fake', opts: { failGenerateAt?: number; slowMs
       const timer = setTimeout(resolve, ms);
       signal?.addEventListener('abort', () => {
         clearTimeout(timer);
-        reject(new ServiceError('cancelled', 'cancelled'));
+        reject(abortError(signal, 'Fake work'));
       });
     });
 

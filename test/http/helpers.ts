@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import type { Response } from 'superagent';
 import { createHttpApp } from '../../src/http/app';
 import { writeNpy } from '../../src/intake';
+import { createLifecycle } from '../../src/lifecycle';
 import { capturingLogger, fakeModel, fakeRegistry, testConfig } from './fake-model';
 
 /** A grey PNG whose pixel (x, y) is f(x, y). */
@@ -26,8 +27,10 @@ export function fakeApp(
   const ready = { value: true };
   const { logger, lines } = capturingLogger();
   const config = testConfig(env);
-  const app = createHttpApp({ registry: fakeRegistry([handle], ready), config, logger });
-  return { app, calls, lines, ready, config, handle };
+  const lifecycle = createLifecycle();
+  const registry = fakeRegistry([handle], ready);
+  const app = createHttpApp({ registry, config, logger, lifecycle });
+  return { app, calls, lines, ready, config, handle, lifecycle };
 }
 
 /** supertest's parser for binary bodies (images, .npy). */

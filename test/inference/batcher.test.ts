@@ -215,10 +215,19 @@ describe('Batcher', () => {
     );
   });
 
-  test('close fails queued requests with not_ready', async () => {
+  test('close fails queued and later requests with shutting_down', async () => {
     const { batcher } = makeBatcher({ maxWaitMs: 10_000 });
     const pending = batcher.submit(request(1, 1));
     batcher.close();
-    await expect(pending).rejects.toMatchObject({ code: 'not_ready' });
+    await expect(pending).rejects.toMatchObject({ code: 'shutting_down' });
+    await expect(batcher.submit(request(1, 1))).rejects.toMatchObject({ code: 'shutting_down' });
+  });
+
+  test('an abort whose reason is a ServiceError rejects with that error', async () => {
+    const { batcher } = makeBatcher({ maxWaitMs: 10_000 });
+    const controller = new AbortController();
+    const pending = batcher.submit(request(1, 1), { signal: controller.signal });
+    controller.abort(new ServiceError('shutting_down', 'stopping'));
+    await expect(pending).rejects.toMatchObject({ code: 'shutting_down' });
   });
 });

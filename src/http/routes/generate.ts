@@ -95,7 +95,7 @@ export function generateRoute(deps: HttpDeps) {
       if (!(err instanceof ServiceError)) state.log.error({ err }, 'generate failed mid-stream');
       const problem = toServiceError(err);
       state.errorCode = problem.code;
-      if (!state.signal.aborted) send('error', problemDocument(problem, req, state.id));
+      if (!state.clientGone) send('error', problemDocument(problem, req, state.id));
     }
     res.end();
   };
