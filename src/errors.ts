@@ -39,6 +39,19 @@ export const ERROR_CATALOG = {
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
 
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/**
+ * The level of a request's log line, by how it ended: our own faults are errors, load
+ * shedding (queue_full) a warning for operators, and the rest - client mistakes, cancelled
+ * calls, not_ready while loading, shutting_down - info, since they are expected.
+ */
+export function logLevelOf(code: ErrorCode | undefined, status = 200): LogLevel {
+  if (code === undefined) return status >= 500 ? 'error' : 'info';
+  if (code === 'internal' || code === 'inference_failed') return 'error';
+  return code === 'queue_full' ? 'warn' : 'info';
+}
+
 /** The one error type the service throws on purpose; transports map it via ERROR_CATALOG. */
 export class ServiceError extends Error {
   readonly code: ErrorCode;

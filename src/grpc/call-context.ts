@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { ServiceError, toServiceError } from '../errors';
+import { logLevelOf, ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { requestSignal, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 
@@ -56,7 +56,7 @@ export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: Cal
     const metadata = new grpc.Metadata();
     metadata.set('x-request-id', id);
     let status: grpc.StatusObject = { code: grpc.status.OK, details: 'OK', metadata };
-    let code: string | undefined;
+    let code: ErrorCode | undefined;
     if (err !== undefined) {
       if (!(err instanceof ServiceError)) state.log.error({ err }, 'unhandled error');
       const e = toServiceError(err);
@@ -74,8 +74,7 @@ export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: Cal
       code,
       aborted: signal.aborted || undefined,
     };
-    if (status.code === grpc.status.INTERNAL) state.log.error(line, 'rpc');
-    else state.log.info(line, 'rpc');
+    state.log[logLevelOf(code)](line, 'rpc');
     return status;
   }
   return { state, finish };

@@ -59,11 +59,16 @@ export function readBody(req: Request, limit: number): Promise<Buffer> {
     });
     req.on('end', () => {
       if (!failed) resolve(Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
       failed = true;
     });
+    // A client that goes away mid-upload ("aborted", ECONNRESET) cancelled its request; it is
+    // not a server fault. 'close' without 'end' covers a stream that ends with no error event.
+    const gone = () => {
+      if (!failed) reject(new ServiceError('cancelled', 'Client closed the connection mid-upload'));
+      failed = true;
+    };
+    req.on('error', gone);
+    req.on('close', gone);
   });
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { ServiceError } from '../errors';
+import { ERROR_CATALOG, logLevelOf, ServiceError, type ErrorCode } from '../errors';
 import { requestSignal, type Lifecycle } from '../lifecycle';
 
 /** What one request carries through the handlers: its id, logger, and cancellation. */
@@ -15,7 +15,7 @@ export interface RequestState {
   /** Filled in by handlers for the access log line. */
   model?: string;
   images?: number;
-  errorCode?: string;
+  errorCode?: ErrorCode;
 }
 
 // Incoming ids end up in logs and headers: accept only short, plain tokens.
@@ -47,7 +47,10 @@ export function requestContext(logger: Logger, lifecycle?: Lifecycle) {
         aborter.abort(new ServiceError('cancelled', 'Client closed the connection'));
       }
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const status = res.statusCode;
+      // A client gone before any reply (mid-upload, mid-generation) is nginx's 499, not a 200.
+      const unanswered = aborted && !res.headersSent;
+      const status = unanswered ? ERROR_CATALOG.cancelled.http : res.statusCode;
+      const code = state.errorCode ?? (aborted ? 'cancelled' : undefined);
       const line = {
         method: req.method,
         path: req.path,
@@ -55,11 +58,10 @@ export function requestContext(logger: Logger, lifecycle?: Lifecycle) {
         durationMs: Math.round(durationMs * 10) / 10,
         model: state.model,
         images: state.images,
-        code: state.errorCode,
+        code,
         aborted: aborted || undefined,
       };
-      if (status >= 500) state.log.error(line, 'request');
-      else state.log.info(line, 'request');
+      state.log[logLevelOf(code, status)](line, 'request');
     });
     next();
   };

@@ -128,4 +128,12 @@ describe('HTTP app: health, routing, errors, request ids', () => {
     expect(res.status).toBe(503);
     expect(res.body.code).toBe('shutting_down');
   });
+
+  it('logs expected 503s below error level: not_ready at info', async () => {
+    const { app, ready, lines } = fakeApp();
+    ready.value = false;
+    await request(app).get('/readyz').set('X-Request-Id', 'warming').expect(503);
+    const line = lines.find((l) => l.reqId === 'warming' && l.msg === 'request');
+    expect(line).toMatchObject({ status: 503, code: 'not_ready', level: 30 });
+  });
 });

@@ -68,4 +68,44 @@ describe('HTTP over a real socket', () => {
     await new Promise((r) => setTimeout(r, 30));
     expect(signal.aborted).toBe(true);
   });
+
+  /** The access line of the request with this id, once it is written. */
+  async function accessLine(id: string) {
+    for (let i = 0; i < 200; i++) {
+      const line = ctx.lines.find((l) => l.reqId === id && l.msg === 'request');
+      if (line) return line;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`no access line for ${id}`);
+  }
+
+  it('logs a client gone mid-upload as cancelled (499) at info, with no error line', async () => {
+    const req = post('/v1/models/fake/encode', {
+      'Content-Type': 'image/png',
+      'Content-Length': '4000',
+      'X-Request-Id': 'drop-upload',
+    });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(1000, 1));
+    await new Promise((r) => setTimeout(r, 30));
+    req.destroy();
+    const line = await accessLine('drop-upload');
+    await new Promise((r) => setTimeout(r, 30)); // an error line would come after the close
+    expect(line).toMatchObject({ status: 499, code: 'cancelled', aborted: true, level: 30 });
+    const mine = ctx.lines.filter((l) => l.reqId === 'drop-upload');
+    expect(mine.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
+  it('logs an abandoned JSON generate as cancelled (499) at info', async () => {
+    const req = post('/v1/models/fake/generate', {
+      'Content-Type': 'application/json',
+      'X-Request-Id': 'drop-generate',
+    });
+    req.on('error', () => undefined);
+    req.end(JSON.stringify({ class: 1, steps: 20 }));
+    await new Promise((r) => setTimeout(r, 120)); // a few fake steps of 50 ms
+    req.destroy();
+    const line = await accessLine('drop-generate');
+    expect(line).toMatchObject({ status: 499, code: 'cancelled', aborted: true, level: 30 });
+  });
 });

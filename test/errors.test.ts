@@ -1,0 +1,21 @@
+import { ERROR_CATALOG, logLevelOf, type ErrorCode } from '../src/errors';
+
+describe('logLevelOf', () => {
+  it('logs only server faults at error; load shedding at warn; the rest at info', () => {
+    const levels = Object.fromEntries(
+      (Object.keys(ERROR_CATALOG) as ErrorCode[]).map((code) => [code, logLevelOf(code)]),
+    );
+    expect(Object.keys(levels).filter((c) => levels[c] === 'error')).toEqual([
+      'inference_failed',
+      'internal',
+    ]);
+    expect(Object.keys(levels).filter((c) => levels[c] === 'warn')).toEqual(['queue_full']);
+    expect(levels.not_ready).toBe('info');
+    expect(levels.cancelled).toBe('info');
+  });
+
+  it('falls back to the status when there is no code', () => {
+    expect(logLevelOf(undefined, 200)).toBe('info');
+    expect(logLevelOf(undefined, 502)).toBe('error');
+  });
+});
