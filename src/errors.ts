@@ -24,6 +24,7 @@ export const ERROR_CATALOG = {
   body_too_large: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, title: 'Request body too large' },
   too_many_items: { http: 413, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Too many images or latents in one request' },
   limit_exceeded: { http: 422, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'A parameter is over its limit' },
+  generation_diverged: { http: 422, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Sampling diverged with these parameters' },
   // routing and load
   model_not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND, title: 'Model not found' },
   not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND, title: 'Not found' },
@@ -49,7 +50,8 @@ export type LogLevel = 'info' | 'warn' | 'error';
 export function logLevelOf(code: ErrorCode | undefined, status = 200): LogLevel {
   if (code === undefined) return status >= 500 ? 'error' : 'info';
   if (code === 'internal' || code === 'inference_failed') return 'error';
-  return code === 'queue_full' ? 'warn' : 'info';
+  // A diverged generation is the client's parameters or a weak model: operators should see it.
+  return code === 'queue_full' || code === 'generation_diverged' ? 'warn' : 'info';
 }
 
 /** The one error type the service throws on purpose; transports map it via ERROR_CATALOG. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
 import { resolveClass } from '../intake';
+import { SHIFT_RANGE } from '../sampler/schedule';
 import type { GenerateParams, ModelHandle, SamplerMethod } from '../types';
 
 /** A generate request as either transport hands it over: unset fields take model defaults. */
@@ -72,7 +73,7 @@ export function resolveGenerateParams(
   inRange('cfgInterval[0]', lo, 0, 1);
   inRange('cfgInterval[1]', hi, 0, 1);
   if (lo > hi) invalid('cfgInterval', `must have lo <= hi; got [${lo}, ${hi}]`);
-  const shift = inRange('shift', fields.shift ?? defaults.shift, 0, 100, true);
+  const shift = inRange('shift', fields.shift ?? defaults.shift, ...SHIFT_RANGE);
   const seed = fields.seed ?? randomSeed();
   if (!Number.isSafeInteger(seed) || seed < 0) {
     invalid('seed', `must be an integer in 0..${MAX_SEED}; got ${seed}`);

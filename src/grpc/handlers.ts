@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { decodeLatents, imagesToFiles } from '../api/decode';
+import { checkLatentsFor, decodeLatents, imagesToFiles } from '../api/decode';
 import { checkImageCount, encodeImages } from '../api/encode';
 import { describeModel } from '../api/model-info';
 import {
@@ -95,7 +95,8 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
       state.images = latents.shape.length === 3 ? 1 : latents.shape[0];
       const space = spaceFromProto(request.latentSpace) ?? DEFAULT_SPACE;
       const format = formatFromProto(request.format) ?? DEFAULT_FORMAT;
-      const images = await decodeLatents(handle, latents, space, config, state.signal);
+      const checked = checkLatentsFor(handle, latents, space, config);
+      const images = await decodeLatents(handle, checked, space, state.signal);
       const files = await imagesToFiles(handle, images, format);
       return { images: files, mediaType: MEDIA_TYPES[format] };
     }),

@@ -34,11 +34,29 @@ export function sendProblem(req: Request, res: Response, err: ServiceError): voi
     .send(JSON.stringify(problemDocument(err, req, state.id)));
 }
 
+/**
+ * Errors the HTTP stack itself raises about the request, before our handlers run: express's
+ * router throws a URIError (status 400) for a path like /v1/models/%E0%A4%A. They are the
+ * client's, so they become 400 invalid_request naming the path, not 500s.
+ */
+function fromHttpStack(err: unknown, req: Request): ServiceError | undefined {
+  const status = (err as { status?: unknown } | null)?.status;
+  if (err instanceof URIError || status === 400) {
+    return new ServiceError(
+      'invalid_request',
+      `Malformed request: ${err instanceof URIError ? 'bad percent-encoding in the path' : (err as Error).message}`,
+      { path: req.originalUrl.split('?')[0].slice(0, 200) },
+    );
+  }
+  return undefined;
+}
+
 /** Express error middleware: the one place where HTTP errors are shaped. */
 export function handleError(err: unknown, req: Request, res: Response, next: NextFunction): void {
   const state = stateOf(res);
-  const serviceError = toServiceError(err);
-  if (!(err instanceof ServiceError)) state.log.error({ err }, 'unhandled error');
+  const clientError = fromHttpStack(err, req);
+  const serviceError = clientError ?? toServiceError(err);
+  if (!(err instanceof ServiceError) && !clientError) state.log.error({ err }, 'unhandled error');
   if (res.headersSent) {
     // Too late for a status: cut the response so the client sees it incomplete.
     res.destroy();

@@ -1,8 +1,10 @@
 import { ServiceError } from '../errors';
 import type { Logger } from '../logger';
+import { firstOutside, LATENT_LIMIT, latentInterval } from '../models/latent-range';
 import type { Manifest } from '../models/manifest';
 import { latentNoise, MAX_SEED } from '../sampler/philox';
 import { rowsPerEvaluation, sample } from '../sampler/sampler';
+import { SHIFT_RANGE } from '../sampler/schedule';
 import type {
   ClassInfo,
   GenerateParams,
@@ -69,7 +71,13 @@ export class OnnxModelHandle implements ModelHandle {
   }
 
   async decode(latents: Tensor, signal?: AbortSignal): Promise<Tensor> {
-    return this.decodeRaw(latents, { signal });
+    const undecodable = (row: number) =>
+      new ServiceError(
+        'invalid_latent',
+        `latent ${row} decodes to non-finite pixel values: this model cannot decode it`,
+        { index: row },
+      );
+    return this.decodeRaw(latents, { signal }, undecodable);
   }
 
   /** Classifier logits [N, num_classes]; only when the registry loaded the classifier. */
@@ -122,12 +130,25 @@ export class OnnxModelHandle implements ModelHandle {
           return v.data;
         },
       });
+      // The sampled latents must lie where client latents may (models/latent-range): past that,
+      // these parameters (a large cfgScale, few steps) or the model made the ODE blow up.
+      const diverged = (what: string) =>
+        new ServiceError(
+          'generation_diverged',
+          `Sampling diverged: ${what} (cfgScale ${params.cfgScale}, steps ${params.steps}, ` +
+            `sampler ${params.method}, shift ${params.shift}); try a lower cfgScale or more steps`,
+        );
+      const at = firstOutside(normalised, latentInterval(this.manifest.latent, 'normalized'));
+      if (at >= 0) {
+        throw diverged(`sampled latent value ${normalised[at]} is beyond +-${LATENT_LIMIT}`);
+      }
       const latents = this.denormalizeLatents({
         data: normalised,
         shape: [count, ...this.latentShape],
       });
-      checkFinite(latents, 'sampled latent', 'inference_failed'); // a diverged model, not the client
-      const images = await this.decodeRaw(latents, { signal, reserved: true });
+      const images = await this.decodeRaw(latents, { signal, reserved: true }, (row) =>
+        diverged(`sample ${row} decodes to non-finite pixel values`),
+      );
       const ms = Math.round(performance.now() - started);
       this.parts.logger.debug({ model: this.name, ...params, ms }, 'generated');
       return { latents, images };
@@ -193,7 +214,15 @@ export class OnnxModelHandle implements ModelHandle {
     return [Math.fround(this.manifest.latent.mean), Math.fround(this.manifest.latent.scale)];
   }
 
-  private async decodeRaw(latents: Tensor, opts: { signal?: AbortSignal; reserved?: boolean }) {
+  /**
+   * Decoder run plus the clamp to [-1, 1]. A non-finite output pixel (NaN passes a clamp) is
+   * reported as `undecodable(row)`, whose code says whose input it was, never as a 500.
+   */
+  private async decodeRaw(
+    latents: Tensor,
+    opts: { signal?: AbortSignal; reserved?: boolean },
+    undecodable: (row: number) => ServiceError,
+  ) {
     checkBatch(latents, this.latentShape, 'latent batch', 'invalid_latent');
     checkFinite(latents, 'latent batch', 'invalid_latent');
     const out = await this.parts.batchers.decoder.submit(
@@ -202,7 +231,11 @@ export class OnnxModelHandle implements ModelHandle {
     );
     const images = this.output(out.image, 'decoder', 'image', this.imageShape);
     const data = images.data;
-    for (let i = 0; i < data.length; i++) data[i] = data[i] < -1 ? -1 : data[i] > 1 ? 1 : data[i];
+    const rowSize = data.length / images.shape[0];
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw undecodable(Math.floor(i / rowSize));
+      data[i] = data[i] < -1 ? -1 : data[i] > 1 ? 1 : data[i];
+    }
     return images;
   }
 
@@ -256,7 +289,9 @@ export class OnnxModelHandle implements ModelHandle {
     const [lo, hi] = Array.isArray(p.cfgInterval) ? p.cfgInterval : [NaN, NaN];
     if (!(0 <= lo && lo <= hi && hi <= 1))
       throw bad('cfgInterval', '[lo, hi] with 0 <= lo <= hi <= 1', p.cfgInterval);
-    if (!Number.isFinite(p.shift) || p.shift <= 0) throw bad('shift', 'a number > 0', p.shift);
+    if (!(p.shift >= SHIFT_RANGE[0] && p.shift <= SHIFT_RANGE[1])) {
+      throw bad('shift', `in [${SHIFT_RANGE.join(', ')}]`, p.shift);
+    }
     if (!Number.isSafeInteger(p.seed) || p.seed < 0 || p.seed > MAX_SEED) {
       throw bad('seed', `an integer in 0..${MAX_SEED}`, p.seed);
     }

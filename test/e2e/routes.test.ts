@@ -198,4 +198,59 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
     const err = await call(svc.grpc.client, 'GetModel', { model: 'nope' }).catch((e) => e);
     expect(err.code).toBe(grpc.status.NOT_FOUND);
   });
+
+  it('refuses huge finite latents with 400 invalid_latent over .npy, JSON and gRPC', async () => {
+    const [c, h, w] = svc.registry.get(svc.model).latentShape;
+    const data = new Float32Array(c * h * w).fill(0.1);
+    data[5] = 3e38; // decodes to NaN pixels on this model
+    const latent = { data, shape: [1, c, h, w] };
+    const npy = await request(svc.app)
+      .post(`${base}/decode`)
+      .type('application/x-npy')
+      .send(writeNpy(latent));
+    expect(npy.status).toBe(400);
+    expect(npy.body).toMatchObject({ code: 'invalid_latent', index: 5, limit: 1000 });
+    expect(npy.body.detail).toMatch(/outside this model's range for raw latents/);
+    const bytes = Buffer.from(data.buffer);
+    const json = await request(svc.app)
+      .post(`${base}/decode?latents=normalized`)
+      .send({ latents: { shape: [c, h, w], dtype: 'float32', data: bytes.toString('base64') } });
+    expect(json.status).toBe(400);
+    expect(json.body).toMatchObject({ code: 'invalid_latent', range: [-1000, 1000] });
+    const err = await call(svc.grpc.client, 'Decode', {
+      model: svc.model,
+      latents: { data: bytes, shape: ['1', String(c), String(h), String(w)], dtype: 'float32' },
+    }).catch((e) => e);
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.metadata.get('error-code')).toEqual(['invalid_latent']);
+  });
+
+  it('never answers 500 when the decoder itself turns client latents into NaN', async () => {
+    // Below the API's range check, the model handle reports NaN output as the input's fault.
+    const handle = svc.registry.get(svc.model);
+    const data = new Float32Array(handle.latentShape.reduce((a, b) => a * b)).fill(3e38);
+    await expect(handle.decode({ data, shape: [1, ...handle.latentShape] })).rejects.toMatchObject(
+      { code: 'invalid_latent', details: { index: 0 } },
+    );
+  });
+
+  it('refuses a shift outside [0.01, 100] over HTTP and gRPC before sampling', async () => {
+    for (const shift of [1e-20, 0, 101]) {
+      const res = await request(svc.app).post(`${base}/generate`).send({ class: 3, shift });
+      expect(res.status).toBe(400);
+      expect(res.body.detail).toContain('shift must be in [0.01, 100]');
+    }
+    const stream = svc.grpc.client.Generate({ model: svc.model, classId: '3', shift: 1e-20 });
+    const { messages, error } = await collect(stream);
+    expect(messages).toEqual([]);
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('answers malformed percent-encoding in the path with 400, not 500', async () => {
+    const get = await request(svc.app).get('/v1/models/%E0%A4%A').expect(400);
+    expect(get.body.code).toBe('invalid_request');
+    const post = await request(svc.app).post('/v1/models/%ZZ/encode').send(png);
+    expect(post.status).toBe(400);
+    expect(post.body.detail).toMatch(/percent-encoding/);
+  });
 });

@@ -54,7 +54,8 @@ export function decodeRoute(deps: HttpDeps) {
     const handle = deps.registry.get(String(req.params.model));
     state.model = handle.name;
     const query = parseWith(QuerySchema, req.query, 'query');
-    const latents = checkLatentsFor(handle, await readLatents(req, deps), deps.config);
+    const space = query.latents ?? DEFAULT_SPACE;
+    const latents = checkLatentsFor(handle, await readLatents(req, deps), space, deps.config);
     const count = latents.shape[0];
     state.images = count;
 
@@ -64,8 +65,7 @@ export function decodeRoute(deps: HttpDeps) {
     const reply = negotiate(req, offered);
     const format = formatOfMediaType(reply) ?? query.format ?? DEFAULT_FORMAT;
 
-    const space = query.latents ?? DEFAULT_SPACE;
-    const images = await decodeLatents(handle, latents, space, deps.config, state.signal);
+    const images = await decodeLatents(handle, latents, space, state.signal);
     const files = await imagesToFiles(handle, images, format);
     if (reply === 'application/json') {
       res.json({ format, images: files.map((f) => f.toString('base64')) });
