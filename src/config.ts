@@ -80,6 +80,8 @@ const SETTINGS = {
   BATCH_MAX_IMAGES: [int(1, 65536), '32'],
   BATCH_MAX_WAIT_MS: [int(0, 10_000), '5'],
   QUEUE_MAX_IMAGES: [int(1, 1_000_000), '1024'],
+  // Two CFG generations of MAX_GENERATE_COUNT at its default (64 images, 128 rows each)
+  GENERATE_QUEUE_MAX_IMAGES: [int(1, 1_000_000), '256'],
   MAX_BODY_BYTES: [int(1024), String(16 * 1024 * 1024)],
   MAX_IMAGE_PIXELS: [int(1), String(25_000_000)],
   MAX_IMAGES_PER_REQUEST: [int(1, 100_000), '64'],
@@ -107,8 +109,13 @@ export interface Config {
   /** Rows (images or latents, not requests) per ONNX run. */
   readonly batchMaxImages: number;
   readonly batchMaxWaitMs: number;
-  /** Rows queued or running across all models and graphs before queue_full. */
+  /** Encode and decode rows queued or running across all models before queue_full. */
   readonly queueMaxImages: number;
+  /**
+   * Generator rows held by generations in progress (count, doubled by CFG) before queue_full;
+   * a budget of its own, so generations never crowd encode and decode out.
+   */
+  readonly generateQueueMaxImages: number;
   readonly maxBodyBytes: number;
   readonly maxImagePixels: number;
   readonly maxImagesPerRequest: number;
@@ -170,12 +177,17 @@ export function loadConfig(
 }
 
 function crossCheck(p: Parsed, problems: string[]): void {
-  // A request the queue can never hold would be refused as "busy" forever; say so at boot.
-  const biggest = Math.max(p.MAX_IMAGES_PER_REQUEST, 2 * p.MAX_GENERATE_COUNT);
-  if (p.QUEUE_MAX_IMAGES < biggest) {
+  // A request its queue can never hold would be refused as "busy" forever; say so at boot.
+  if (p.QUEUE_MAX_IMAGES < p.MAX_IMAGES_PER_REQUEST) {
     problems.push(
-      `QUEUE_MAX_IMAGES=${p.QUEUE_MAX_IMAGES} must be >= max(MAX_IMAGES_PER_REQUEST, ` +
-        `2 * MAX_GENERATE_COUNT) = ${biggest} (CFG doubles generation rows)`,
+      `QUEUE_MAX_IMAGES=${p.QUEUE_MAX_IMAGES} must be >= MAX_IMAGES_PER_REQUEST = ` +
+        `${p.MAX_IMAGES_PER_REQUEST}`,
+    );
+  }
+  if (p.GENERATE_QUEUE_MAX_IMAGES < 2 * p.MAX_GENERATE_COUNT) {
+    problems.push(
+      `GENERATE_QUEUE_MAX_IMAGES=${p.GENERATE_QUEUE_MAX_IMAGES} must be >= 2 * ` +
+        `MAX_GENERATE_COUNT = ${2 * p.MAX_GENERATE_COUNT} (CFG doubles generation rows)`,
     );
   }
 }
@@ -194,6 +206,7 @@ function toConfig(p: Parsed): Config {
     batchMaxImages: p.BATCH_MAX_IMAGES,
     batchMaxWaitMs: p.BATCH_MAX_WAIT_MS,
     queueMaxImages: p.QUEUE_MAX_IMAGES,
+    generateQueueMaxImages: p.GENERATE_QUEUE_MAX_IMAGES,
     maxBodyBytes: p.MAX_BODY_BYTES,
     maxImagePixels: p.MAX_IMAGE_PIXELS,
     maxImagesPerRequest: p.MAX_IMAGES_PER_REQUEST,

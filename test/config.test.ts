@@ -66,9 +66,26 @@ describe('loadConfig', () => {
   });
 
   test('refuses a queue too small for the largest request it must accept', () => {
-    expect(() => loadConfig({ QUEUE_MAX_IMAGES: '100', MAX_GENERATE_COUNT: '64' }, [])).toThrow(
-      /QUEUE_MAX_IMAGES=100 must be >= .* = 128/,
+    expect(() => loadConfig({ QUEUE_MAX_IMAGES: '10', MAX_IMAGES_PER_REQUEST: '64' }, [])).toThrow(
+      /QUEUE_MAX_IMAGES=10 must be >= MAX_IMAGES_PER_REQUEST = 64/,
     );
+    const generation = { GENERATE_QUEUE_MAX_IMAGES: '100', MAX_GENERATE_COUNT: '64' };
+    expect(() => loadConfig(generation, [])).toThrow(
+      /GENERATE_QUEUE_MAX_IMAGES=100 must be >= 2 \* MAX_GENERATE_COUNT = 128/,
+    );
+  });
+
+  test('gives generation an admission budget of its own, set by env or flag', () => {
+    const c = loadConfig({}, []);
+    expect(c.queueMaxImages).toBe(1024);
+    expect(c.generateQueueMaxImages).toBe(256);
+    // Generation no longer counts against QUEUE_MAX_IMAGES, so it may be below 2 * count.
+    const small = loadConfig({ QUEUE_MAX_IMAGES: '64', GENERATE_QUEUE_MAX_IMAGES: '500' }, [
+      '--generate-queue-max-images',
+      '300',
+    ]);
+    expect(small.queueMaxImages).toBe(64);
+    expect(small.generateQueueMaxImages).toBe(300);
   });
 
   test('the result is frozen, providers included', () => {

@@ -2,9 +2,8 @@ import { ServiceError } from '../errors';
 import type { Logger } from '../logger';
 import { firstOutside, LATENT_LIMIT, latentInterval } from '../models/latent-range';
 import type { Manifest } from '../models/manifest';
-import { latentNoise, MAX_SEED } from '../sampler/philox';
+import { latentNoise } from '../sampler/philox';
 import { rowsPerEvaluation, sample } from '../sampler/sampler';
-import { SHIFT_RANGE } from '../sampler/schedule';
 import type {
   ClassInfo,
   GenerateParams,
@@ -16,6 +15,7 @@ import type {
   Tensor,
 } from '../types';
 import type { Batcher } from './batcher';
+import { checkGenerateParams, type GenerateLimits } from './generate-params';
 import type { RowBudget } from './row-budget';
 import { checkBatch, checkFinite, isFloat32Array } from './validate';
 
@@ -24,17 +24,16 @@ import { checkBatch, checkFinite, isFloat32Array } from './validate';
  * the per-graph batchers (which run them in worker threads), and drives the sampler.
  */
 
-export interface HandleLimits {
-  maxGenerateCount: number;
-  maxSteps: number;
-}
-
 export interface HandleParts {
   manifest: Manifest;
   providers: ProviderReport[];
   batchers: { encoder: Batcher; decoder: Batcher; generator: Batcher; classifier?: Batcher };
-  budget: RowBudget;
-  limits: HandleLimits;
+  /**
+   * Generation's own admission budget (GENERATE_QUEUE_MAX_IMAGES), apart from the one encode
+   * and decode draw on, so long generations can never make those answer queue_full.
+   */
+  generationBudget: RowBudget;
+  limits: GenerateLimits;
   logger: Logger;
 }
 
@@ -97,12 +96,13 @@ export class OnnxModelHandle implements ModelHandle {
     onProgress?: (p: GenerateProgress) => void,
     signal?: AbortSignal,
   ): Promise<GenerateResult> {
-    this.checkParams(params);
+    // Transports have checked already; this guards direct callers with the same messages.
+    checkGenerateParams(params, this.classes, this.parts.limits);
     const { count } = params;
-    // The whole generation counts against the queue from start to end, so it cannot be
+    // The whole generation counts against its budget from start to end, so it cannot be
     // refused half-way; its own generator and decoder submissions are then "reserved".
     const rows = rowsPerEvaluation(count, params.cfgScale);
-    this.parts.budget.acquire(rows);
+    this.parts.generationBudget.acquire(rows);
     const started = performance.now();
     try {
       const normalised = await sample({
@@ -153,7 +153,7 @@ export class OnnxModelHandle implements ModelHandle {
       this.parts.logger.debug({ model: this.name, ...params, ms }, 'generated');
       return { latents, images };
     } finally {
-      this.parts.budget.release(rows);
+      this.parts.generationBudget.release(rows);
     }
   }
 
@@ -258,42 +258,5 @@ export class OnnxModelHandle implements ModelHandle {
       );
     }
     return { data: t.data as Float32Array, shape: dims };
-  }
-
-  private checkParams(p: GenerateParams): void {
-    const num = this.classes.length;
-    const limits = this.parts.limits;
-    if (!Number.isInteger(p.classId) || p.classId < 0 || p.classId >= num) {
-      throw new ServiceError(
-        'invalid_class',
-        `class must be an integer in 0..${num - 1}, got ${p.classId}`,
-        {
-          classes: this.classes,
-        },
-      );
-    }
-    const bad = (field: string, rule: string, value: unknown) =>
-      new ServiceError('invalid_request', `${field} must be ${rule}, got ${JSON.stringify(value)}`);
-    const over = (field: string, limit: number, value: number) =>
-      new ServiceError('limit_exceeded', `${field} ${value} is over the limit of ${limit}`, {
-        limit,
-        actual: value,
-      });
-    if (!Number.isInteger(p.count) || p.count < 1) throw bad('count', 'an integer >= 1', p.count);
-    if (p.count > limits.maxGenerateCount) throw over('count', limits.maxGenerateCount, p.count);
-    if (!Number.isInteger(p.steps) || p.steps < 1) throw bad('steps', 'an integer >= 1', p.steps);
-    if (p.steps > limits.maxSteps) throw over('steps', limits.maxSteps, p.steps);
-    if (p.method !== 'euler' && p.method !== 'heun')
-      throw bad('method', '"euler" or "heun"', p.method);
-    if (!Number.isFinite(p.cfgScale)) throw bad('cfgScale', 'a finite number', p.cfgScale);
-    const [lo, hi] = Array.isArray(p.cfgInterval) ? p.cfgInterval : [NaN, NaN];
-    if (!(0 <= lo && lo <= hi && hi <= 1))
-      throw bad('cfgInterval', '[lo, hi] with 0 <= lo <= hi <= 1', p.cfgInterval);
-    if (!(p.shift >= SHIFT_RANGE[0] && p.shift <= SHIFT_RANGE[1])) {
-      throw bad('shift', `in [${SHIFT_RANGE.join(', ')}]`, p.shift);
-    }
-    if (!Number.isSafeInteger(p.seed) || p.seed < 0 || p.seed > MAX_SEED) {
-      throw bad('seed', `an integer in 0..${MAX_SEED}`, p.seed);
-    }
   }
 }

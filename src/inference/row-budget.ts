@@ -1,10 +1,17 @@
 import { ServiceError } from '../errors';
 
-/** Rows queued or running, shared by every batcher: past `max`, new work gets queue_full. */
+/**
+ * Rows queued or running: past `max`, new work gets queue_full naming `setting`. The registry
+ * makes two: one shared by the encoder and decoder batchers (QUEUE_MAX_IMAGES), and one that
+ * generations hold for their whole run (GENERATE_QUEUE_MAX_IMAGES).
+ */
 export class RowBudget {
   private used = 0;
 
-  constructor(readonly max: number) {}
+  constructor(
+    readonly max: number,
+    readonly setting = 'QUEUE_MAX_IMAGES',
+  ) {}
 
   get inUse(): number {
     return this.used;
@@ -15,8 +22,8 @@ export class RowBudget {
       throw new ServiceError(
         'queue_full',
         `Server busy: ${this.used} images queued or running, ${rows} more would pass the limit ` +
-          `of ${this.max}; retry later`,
-        { queued: this.used, requested: rows, limit: this.max },
+          `${this.setting} = ${this.max}; retry later`,
+        { queued: this.used, requested: rows, limit: this.max, setting: this.setting },
       );
     }
     this.used += rows;

@@ -23,6 +23,12 @@ import { expectedOutputDims, GRAPH_IO, inputSpecs, workerSpec } from './graphs';
  * configured execution providers, warmed up, then served through one batcher per graph.
  */
 
+/** Admission budgets: encode and decode share one, generation has its own. */
+interface Budgets {
+  queue: RowBudget;
+  generation: RowBudget;
+}
+
 export interface RegistryOptions {
   config: Config;
   logger: Logger;
@@ -74,8 +80,11 @@ export class Registry implements ModelRegistry {
       await this.pool.close();
       throw err;
     }
-    const budget = new RowBudget(config.queueMaxImages);
-    for (const f of folders) this.handles.set(f.manifest.name, this.makeHandle(f, graphs, budget));
+    const budgets: Budgets = {
+      queue: new RowBudget(config.queueMaxImages, 'QUEUE_MAX_IMAGES'),
+      generation: new RowBudget(config.generateQueueMaxImages, 'GENERATE_QUEUE_MAX_IMAGES'),
+    };
+    for (const f of folders) this.handles.set(f.manifest.name, this.makeHandle(f, graphs, budgets));
     this.ready = true;
   }
 
@@ -188,7 +197,7 @@ export class Registry implements ModelRegistry {
     this.opts.logger.info(fields, 'ORT session ready');
   }
 
-  private makeHandle(f: ModelFolder, graphs: GraphName[], budget: RowBudget): OnnxModelHandle {
+  private makeHandle(f: ModelFolder, graphs: GraphName[], budgets: Budgets): OnnxModelHandle {
     const { config, logger } = this.opts;
     const m = f.manifest;
     const pool = this.pool as WorkerPool;
@@ -199,7 +208,9 @@ export class Registry implements ModelRegistry {
         maxRows: config.batchMaxImages,
         maxWaitMs: config.batchMaxWaitMs,
         concurrency: config.ortWorkers,
-        budget,
+        // Generations hold their rows for their whole run and submit to the generator (and
+        // decoder) as "reserved"; a direct generator call draws on the generation budget too.
+        budget: graph === 'generator' ? budgets.generation : budgets.queue,
         run: (feeds) => pool.run(m.name, graph, feeds),
         logger,
       });
@@ -218,7 +229,7 @@ export class Registry implements ModelRegistry {
         generator: make('generator'),
         classifier: graphs.includes('classifier') ? make('classifier') : undefined,
       },
-      budget,
+      generationBudget: budgets.generation,
       limits: { maxGenerateCount: config.maxGenerateCount, maxSteps: config.maxSteps },
       logger,
     });

@@ -16,7 +16,8 @@ beforeAll(async () => {
       MAX_GENERATE_COUNT: '4',
       MAX_STEPS: '50',
       MAX_IMAGES_PER_REQUEST: '8',
-      QUEUE_MAX_IMAGES: '12',
+      QUEUE_MAX_IMAGES: '8',
+      GENERATE_QUEUE_MAX_IMAGES: '12',
       BATCH_MAX_WAIT_MS: '2',
     }),
     logger: captured.logger,
@@ -93,6 +94,16 @@ describe('input checks', () => {
     await expect(model.generate(params(over))).rejects.toMatchObject({ code });
   });
 
+  test('generate refuses in the same words as the API, naming the setting or range', async () => {
+    await expect(model.generate(params({ count: 5 }))).rejects.toMatchObject({
+      code: 'limit_exceeded',
+      message: 'count = 5 is over the limit MAX_GENERATE_COUNT = 4',
+    });
+    await expect(model.generate(params({ seed: 2 ** 53 }))).rejects.toMatchObject({
+      message: `seed must be an integer in 0..${2 ** 53 - 1}; got ${2 ** 53}`,
+    });
+  });
+
   test('the null class of the manifest is never selectable', async () => {
     await expect(
       model.generate(params({ classId: model.manifest.null_class })),
@@ -145,14 +156,29 @@ describe('generate', () => {
     });
   });
 
-  test('a generation that does not fit the queue is refused with queue_full up front', async () => {
-    // QUEUE_MAX_IMAGES=12: one CFG generation of 4 holds 8 rows for its whole run.
+  test('a generation that does not fit its budget gets queue_full up front', async () => {
+    // GENERATE_QUEUE_MAX_IMAGES=12: one CFG generation of 4 holds 8 rows for its whole run.
     const first = model.generate(params({ count: 4, steps: 10 }));
     await expect(model.generate(params({ count: 4 }))).rejects.toMatchObject({
       code: 'queue_full',
+      message: expect.stringContaining('GENERATE_QUEUE_MAX_IMAGES = 12'),
     });
     await first;
     await expect(model.generate(params({ count: 4, steps: 1 }))).resolves.toBeDefined();
+  });
+
+  test('generations holding their whole budget leave encode and decode their own', async () => {
+    // QUEUE_MAX_IMAGES=8 (encode/decode), GENERATE_QUEUE_MAX_IMAGES=12: 8 generation rows held.
+    const { channels: c, height: h, width: w } = model.imageSpec;
+    const generating = model.generate(params({ count: 4, steps: 10 }));
+    const images = { data: new Float32Array(8 * c * h * w), shape: [8, c, h, w] };
+    try {
+      // Submitted while the generation's rows are held (it takes them before its first await).
+      expect((await model.encode(images)).shape[0]).toBe(8);
+      expect((await model.decode(latents(8))).shape[0]).toBe(8);
+    } finally {
+      await generating;
+    }
   });
 
   test('an abort stops the sampler with cancelled and frees the queue', async () => {
