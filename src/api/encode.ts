@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
-import { prepareImage, type WarnLogger } from '../intake';
+import { prepareImage, stackImages, type WarnLogger } from '../intake';
 import type { ModelHandle, PreparedImage, ResizePolicy, Tensor } from '../types';
 import { createLimiter } from './limiter';
 import type { LatentSpace } from './options';
@@ -64,17 +64,9 @@ export async function encodeImages(
   const failed = results.find((r) => r.error !== undefined);
   if (failed) throw failed.error;
   const prepared = results.map((r) => r.image as PreparedImage);
-  const raw = await handle.encode(stack(prepared, handle), signal);
+  const raw = await handle.encode(stackImages(prepared, handle.imageSpec), signal);
   const latents = options.space === 'normalized' ? handle.normalizeLatents(raw) : raw;
   return { latents, images: prepared.map(infoOf) };
-}
-
-function stack(images: PreparedImage[], handle: ModelHandle): Tensor {
-  const { channels, height, width } = handle.imageSpec;
-  const size = channels * height * width;
-  const data = new Float32Array(images.length * size);
-  images.forEach((image, i) => data.set(image.data, i * size));
-  return { data, shape: [images.length, channels, height, width] };
 }
 
 function infoOf(image: PreparedImage): ImageInfo {

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import { requestIdOf } from '../api/request-id';
 import { logLevelOf, ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { requestSignal, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
@@ -16,8 +16,6 @@ export interface CallState {
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 export interface CallContext {
   state: CallState;
   /** Logs the call's one line and releases its timer; returns the status to send. */
@@ -32,9 +30,7 @@ export interface CallEnv {
 
 /** Starts a call: id (safe x-request-id metadata or a UUID), child logger, abort signal. */
 export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: CallEnv): CallContext {
-  const incoming = call.metadata.get('x-request-id')[0];
-  const safe = typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming);
-  const id = safe ? (incoming as string) : randomUUID();
+  const id = requestIdOf(call.metadata.get('x-request-id')[0]);
   const aborter = new AbortController();
   const signal = requestSignal(aborter.signal, lifecycle);
   const state: CallState = { id, log: logger.child({ reqId: id }), signal };

@@ -1,3 +1,4 @@
+import { ServiceError } from '../errors';
 import type { ImageFormat, ResizePolicy, SamplerMethod } from '../types';
 import type { LatentSpace } from '../api/options';
 
@@ -22,19 +23,31 @@ const FORMAT: Record<string, ImageFormat> = {
 };
 const SAMPLER: Record<string, SamplerMethod> = { SAMPLER_EULER: 'euler', SAMPLER_HEUN: 'heun' };
 
-// An enum number the proto does not know arrives as a number: treat it as unset.
+/**
+ * An enum number this proto does not know (a newer client, or a bug) arrives as a number: it
+ * is refused rather than read as "unset", which would silently run with the default.
+ */
 const lookup =
-  <T>(table: Record<string, T>) =>
-  (name: unknown): T | undefined =>
-    typeof name === 'string' ? table[name] : undefined;
+  <T>(field: string, table: Record<string, T>) =>
+  (name: unknown): T | undefined => {
+    const unset = name === undefined || name === null || /_UNSPECIFIED$/.test(String(name));
+    if (unset) return undefined;
+    if (typeof name === 'string' && Object.hasOwn(table, name)) return table[name];
+    throw new ServiceError(
+      'invalid_request',
+      `${field} ${name} is not a known value; use one of ${Object.keys(table).join(', ')} ` +
+        '(or leave it unset for the default)',
+      { field, value: String(name), allowed: Object.keys(table) },
+    );
+  };
 const reverse =
   <T extends string>(table: Record<string, T>) =>
   (value: T): string =>
     Object.keys(table).find((k) => table[k] === value) as string;
 
-export const resizeFromProto = lookup(RESIZE);
-export const spaceFromProto = lookup(SPACE);
-export const formatFromProto = lookup(FORMAT);
-export const samplerFromProto = lookup(SAMPLER);
+export const resizeFromProto = lookup('resize', RESIZE);
+export const spaceFromProto = lookup('latent_space', SPACE);
+export const formatFromProto = lookup('format', FORMAT);
+export const samplerFromProto = lookup('sampler', SAMPLER);
 export const spaceToProto = reverse(SPACE);
 export const samplerToProto = reverse(SAMPLER);

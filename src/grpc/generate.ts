@@ -1,8 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { imagesToFiles } from '../api/decode';
-import { resolveGenerateParams, type GenerateFields } from '../api/generate';
+import { resolveGenerateParams, seedFromText, type GenerateFields } from '../api/generate';
 import { DEFAULT_FORMAT, MEDIA_TYPES } from '../api/options';
-import { ServiceError } from '../errors';
 import { startCall } from './call-context';
 import { formatFromProto, samplerFromProto, samplerToProto } from './enums';
 import { modelFor, type GrpcDeps } from './deps';
@@ -25,32 +24,35 @@ interface GenerateRequest {
   returnLatents?: boolean;
 }
 
-/** int64 decimal string -> number; values past 2^53 stay visibly out of range, never wrap. */
-function int64(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : Number(value);
+/** The `class` oneof: a name, an int64 id as an exact bigint (never rounded), or unset. */
+function classOf(request: GenerateRequest): unknown {
+  if (request.class === 'className') return request.className;
+  if (request.class === 'classId') return BigInt(request.classId ?? '0');
+  return undefined;
+}
+
+/**
+ * An Interval message -> [lo, hi], or undefined for "the model's default". proto3 does not send
+ * zeros, so an empty Interval and {lo: 0, hi: 0} arrive alike: both mean the default (see the
+ * proto). A half-set one keeps 0 for the bound left out.
+ */
+function intervalOf(interval: GenerateRequest['cfgInterval']): [number, number] | undefined {
+  const lo = interval?.lo ?? 0;
+  const hi = interval?.hi ?? 0;
+  return lo === 0 && hi === 0 ? undefined : [lo, hi];
 }
 
 function fieldsOf(request: GenerateRequest): GenerateFields {
-  if (request.class === undefined) {
-    throw new ServiceError('invalid_class', 'class is required: set class_id or class_name');
-  }
-  const interval = request.cfgInterval;
   return {
-    class: request.class === 'className' ? request.className : int64(request.classId),
+    class: classOf(request),
     count: request.count,
     steps: request.steps,
     cfgScale: request.cfgScale,
-    cfgInterval: interval ? [interval.lo ?? 0, interval.hi ?? 0] : undefined,
+    cfgInterval: intervalOf(request.cfgInterval),
     sampler: samplerFromProto(request.sampler),
     shift: request.shift,
-    seed: request.seed === undefined ? undefined : exactSeed(request.seed),
+    seed: request.seed === undefined ? undefined : seedFromText(request.seed),
   };
-}
-
-// A uint64 seed above 2^53 - 1 would round silently as a double: keep it out of range instead.
-function exactSeed(text: string): number {
-  const big = BigInt(text);
-  return big > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(big);
 }
 
 /**

@@ -13,6 +13,7 @@ import { encodeRoute } from './routes/encode';
 import { generateRoute } from './routes/generate';
 import { healthz, readyzRoute } from './routes/health';
 import { getModelRoute, listModelsRoute } from './routes/models';
+import { noQuery } from './validate';
 
 export interface HttpDeps {
   registry: ModelRegistry;
@@ -47,18 +48,22 @@ export function createHttpApp(deps: HttpDeps): Express {
   const openapi = readFileSync(OPENAPI_PATH);
   app
     .route('/openapi.yaml')
-    .get((_req, res) => void res.type('application/yaml').send(openapi))
+    .get(noQuery, (_req, res) => void res.type('application/yaml').send(openapi))
     .all(methodNotAllowed('GET'));
-  app.route('/healthz').get(healthz).all(methodNotAllowed('GET'));
-  app.route('/readyz').get(readyzRoute(deps)).all(methodNotAllowed('GET'));
+  // GET routes take nothing but their path: a query parameter is a mistake worth saying.
+  app.route('/healthz').get(noQuery, healthz).all(methodNotAllowed('GET'));
+  app.route('/readyz').get(noQuery, readyzRoute(deps)).all(methodNotAllowed('GET'));
 
   // Model routes need loaded models; until then 503 not_ready, like /readyz.
   app.use('/v1/models', function requireReady(_req: Request, _res: Response, next: NextFunction) {
     if (!deps.registry.isReady()) throw new ServiceError('not_ready', 'Models are still loading');
     next();
   });
-  app.route('/v1/models').get(listModelsRoute(deps)).all(methodNotAllowed('GET'));
-  app.route('/v1/models/:model').get(getModelRoute(deps)).all(methodNotAllowed('GET'));
+  app.route('/v1/models').get(noQuery, listModelsRoute(deps)).all(methodNotAllowed('GET'));
+  app
+    .route('/v1/models/:model')
+    .get(noQuery, getModelRoute(deps))
+    .all(methodNotAllowed('GET'));
   app.route('/v1/models/:model/encode').post(encodeRoute(deps)).all(methodNotAllowed('POST'));
   app.route('/v1/models/:model/decode').post(decodeRoute(deps)).all(methodNotAllowed('POST'));
   app.route('/v1/models/:model/generate').post(generateRoute(deps)).all(methodNotAllowed('POST'));

@@ -23,11 +23,12 @@ export function requireMediaType(req: Request, accepted: string[]): string {
   return type;
 }
 
+/** One message whether the size was declared (Content-Length) or found out while reading. */
 function tooLarge(limit: number, actual?: number): ServiceError {
-  const size = actual === undefined ? 'more than that' : `${actual} bytes`;
+  const size = actual === undefined ? `more than ${limit}` : `${actual}`;
   return new ServiceError(
     'body_too_large',
-    `Request body is ${size}; the limit is MAX_BODY_BYTES = ${limit} bytes`,
+    `Request body is ${size} bytes; the limit is MAX_BODY_BYTES = ${limit} bytes`,
     { limit, ...(actual === undefined ? {} : { actual }) },
   );
 }
@@ -84,7 +85,8 @@ export function parseJson(body: Buffer): unknown {
 
 export interface MultipartBody {
   files: Buffer[];
-  fields: Record<string, string>;
+  /** Text fields; a name given more than once holds every value, in order. */
+  fields: Record<string, string | string[]>;
 }
 
 const MULTER_CODES: Record<string, ServiceError['code']> = {
@@ -119,12 +121,16 @@ export function parseMultipart(
     upload(req, res, (err?: unknown) => {
       if (err) return reject(multipartError(err, limits.maxFiles));
       const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map((f) => f.buffer);
-      const fields: Record<string, string> = {};
+      const fields: MultipartBody['fields'] = {};
       for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
-        if (typeof value !== 'string') {
-          return reject(new ServiceError('invalid_request', `Form field ${key} must be text`));
+        // A name given twice comes as an array (the route's options refuse it, naming it).
+        const values: unknown[] = Array.isArray(value) ? value : [value];
+        if (!values.every((v) => typeof v === 'string')) {
+          // multer reads "a[b]" as nesting; option names are plain words.
+          const message = `Form field ${key} must be text under a plain name`;
+          return reject(new ServiceError('invalid_request', message, { field: key }));
         }
-        fields[key] = value;
+        fields[key] = value as string | string[];
       }
       resolve({ files, fields });
     });

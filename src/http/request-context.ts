@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { requestIdOf } from '../api/request-id';
 import { ERROR_CATALOG, logLevelOf, ServiceError, type ErrorCode } from '../errors';
 import { requestSignal, type Lifecycle } from '../lifecycle';
 
@@ -18,9 +18,6 @@ export interface RequestState {
   errorCode?: ErrorCode;
 }
 
-// Incoming ids end up in logs and headers: accept only short, plain tokens.
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 export function stateOf(res: Response): RequestState {
   return res.locals.state as RequestState;
 }
@@ -31,8 +28,7 @@ export function stateOf(res: Response): RequestState {
  */
 export function requestContext(logger: Logger, lifecycle?: Lifecycle) {
   return function attachRequestState(req: Request, res: Response, next: NextFunction): void {
-    const incoming = req.get('x-request-id');
-    const id = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const id = requestIdOf(req.get('x-request-id'));
     const aborter = new AbortController();
     const signal = requestSignal(aborter.signal, lifecycle);
     const state: RequestState = { id, log: logger.child({ reqId: id }), signal };

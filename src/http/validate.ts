@@ -1,3 +1,4 @@
+import type { NextFunction, Request, Response } from 'express';
 import type { z } from 'zod';
 import { ServiceError } from '../errors';
 
@@ -33,4 +34,46 @@ export function mergeOption<T>(name: string, fromQuery: T | undefined, fromBody:
     );
   }
   return fromQuery ?? fromBody;
+}
+
+const REPEATED_WHAT = { query: 'Query parameter', 'form fields': 'Form field' } as const;
+
+/**
+ * Options from the query or from form fields, by a strict schema. Each option takes one value:
+ * a repeated one ("?resize=pad&resize=stretch", two `resize` form fields) is refused rather
+ * than one of the values picked. (A repeated unknown name is reported as unknown.)
+ */
+export function parseOptions<S extends z.ZodObject>(
+  schema: S,
+  values: Record<string, unknown>,
+  where: keyof typeof REPEATED_WHAT,
+): z.output<S> {
+  for (const name of Object.keys(schema.shape)) {
+    const value = values[name];
+    if (Array.isArray(value)) {
+      throw new ServiceError(
+        'invalid_request',
+        `${REPEATED_WHAT[where]} ${name} is given ${value.length} times; give it once`,
+        { field: name, count: value.length },
+      );
+    }
+  }
+  return parseWith(schema, values, where);
+}
+
+/** Refuses any query parameter (400 naming them), as unknown JSON fields are refused. */
+export function refuseQuery(req: Request, why = 'takes no query parameters'): void {
+  const names = Object.keys(req.query);
+  if (names.length === 0) return;
+  throw new ServiceError(
+    'invalid_request',
+    `${req.method} ${req.baseUrl}${req.path} ${why}; got: ${names.join(', ')}`,
+    { query: names },
+  );
+}
+
+/** refuseQuery as middleware, for routes that take nothing but their path. */
+export function noQuery(req: Request, _res: Response, next: NextFunction): void {
+  refuseQuery(req);
+  next();
 }

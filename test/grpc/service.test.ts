@@ -187,6 +187,58 @@ describe('gRPC dmvae.v1.Dmvae over a fake model', () => {
     expect(error?.metadata.get('error-code')).toEqual([code]);
   });
 
+  it('refuses a seed past 2^53-1 naming the range and the exact value sent', async () => {
+    const { messages, error } = await collect(
+      g.client.Generate({ model: 'fake', classId: '1', seed: '18446744073709551615' }),
+    );
+    expect(messages).toEqual([]);
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error?.details).toBe(
+      'seed must be an integer in 0..9007199254740991; got 18446744073709551615',
+    );
+  });
+
+  it('says what a class must be when the class oneof is unset', async () => {
+    const { error } = await collect(g.client.Generate({ model: 'fake', seed: '1' }));
+    expect(error?.metadata.get('error-code')).toEqual(['invalid_class']);
+    expect(error?.details).toMatch(/^class is required: an integer id or a class name \(0 /);
+  });
+
+  it.each([
+    ['Generate', { sampler: 99 }, 'sampler 99 is not a known value; use one of SAMPLER_EULER'],
+    ['Generate', { format: 99 }, 'format 99 is not a known value; use one of IMAGE_FORMAT_PNG'],
+    ['Encode', { resize: 7 }, 'resize 7 is not a known value; use one of RESIZE_POLICY_'],
+    ['Decode', { latentSpace: 5 }, 'latent_space 5 is not a known value; use one of LATENT_'],
+  ])('refuses an unknown enum number in %s %j with INVALID_ARGUMENT', async (rpc, field, text) => {
+    const t = parseNpy(latentNpy(1, 0.1));
+    const base = {
+      Generate: { classId: '1', seed: '1' },
+      Encode: { images: [png] },
+      Decode: { latents: { data: Buffer.from(t.data.buffer), shape: [1, 4, 7, 7] } },
+    }[rpc as 'Generate' | 'Encode' | 'Decode'];
+    const request = { model: 'fake', ...base, ...field };
+    const error =
+      rpc === 'Generate'
+        ? (await collect(g.client.Generate(request))).error
+        : await call(g.client, rpc, request).catch((e) => e);
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error?.metadata.get('error-code')).toEqual(['invalid_request']);
+    expect(error?.details).toContain(text);
+  });
+
+  it('takes an empty cfg_interval as the default; a bound left out is 0', async () => {
+    const last = (r: { messages: any[] }) => r.messages[r.messages.length - 1].result.params;
+    const request = { model: 'fake', classId: '1', seed: '1', steps: 1 };
+    const empty = await collect(g.client.Generate({ ...request, cfgInterval: {} }));
+    expect(last(empty).cfgInterval).toEqual({ lo: 0, hi: 1 });
+    const zeros = await collect(g.client.Generate({ ...request, cfgInterval: { lo: 0, hi: 0 } }));
+    expect(last(zeros).cfgInterval).toEqual({ lo: 0, hi: 1 });
+    const half = await collect(g.client.Generate({ ...request, cfgInterval: { hi: 0.5 } }));
+    expect(last(half).cfgInterval).toEqual({ lo: 0, hi: 0.5 });
+    const loOnly = await collect(g.client.Generate({ ...request, cfgInterval: { lo: 0.5 } }));
+    expect(loOnly.error?.details).toBe('cfgInterval must have lo <= hi; got [0.5, 0]');
+  });
+
   it('logs one line per call with the request id from metadata', async () => {
     const md = new grpc.Metadata();
     md.set('x-request-id', 'grpc-log-1');

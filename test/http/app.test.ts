@@ -42,6 +42,17 @@ describe('HTTP app: health, routing, errors, request ids', () => {
     expect(text.match(/^ {2}\/\S+:$/gm)).toHaveLength(8);
   });
 
+  it.each(['/healthz', '/readyz', '/openapi.yaml', '/v1/models', '/v1/models/fake'])(
+    'refuses a query parameter on GET %s with 400 naming it',
+    async (path) => {
+      const { app } = fakeApp();
+      const res = await request(app).get(`${path}?verbose=1&x=2`).expect(400);
+      expect(res.body.code).toBe('invalid_request');
+      expect(res.body.detail).toBe(`GET ${path} takes no query parameters; got: verbose, x`);
+      expect(res.body.query).toEqual(['verbose', 'x']);
+    },
+  );
+
   it('answers an unknown route with 404 problem+json', async () => {
     const { app } = fakeApp();
     const res = await request(app).get('/v2/nothing').expect(404);

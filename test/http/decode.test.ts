@@ -121,6 +121,31 @@ describe('POST /v1/models/{model}/decode', () => {
     expect(calls.decode).toHaveLength(0);
   });
 
+  it('refuses a field inside the JSON latents beyond shape, dtype and data', async () => {
+    const { app, calls } = fakeApp();
+    const latents = latentToJson({ data: new Float32Array(196), shape: [4, 7, 7] });
+    const res = await request(app)
+      .post(DECODE)
+      .send({ latents: { ...latents, order: 'F', scale: 2 } })
+      .expect(400);
+    expect(res.body.code).toBe('invalid_latent');
+    expect(res.body.detail).toBe(
+      'latent JSON has unknown field(s) order, scale; it takes exactly shape, dtype, data',
+    );
+    expect(calls.decode).toHaveLength(0);
+  });
+
+  it('refuses a repeated query parameter rather than picking one', async () => {
+    const { app, calls } = fakeApp();
+    const res = await request(app)
+      .post(`${DECODE}?format=png&format=webp`)
+      .type('application/x-npy')
+      .send(latentNpy(1))
+      .expect(400);
+    expect(res.body.detail).toBe('Query parameter format is given 2 times; give it once');
+    expect(calls.decode).toHaveLength(0);
+  });
+
   it('refuses too many latents with 413 and image bodies with 415', async () => {
     const { app } = fakeApp({ MAX_IMAGES_PER_REQUEST: '2' });
     const many = await request(app).post(DECODE).type('application/x-npy').send(latentNpy(3));

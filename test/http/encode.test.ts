@@ -117,6 +117,27 @@ describe('POST /v1/models/{model}/encode', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('refuses an option repeated in the form or the query rather than pick one', async () => {
+    const { app, calls } = fakeApp();
+    const form = await request(app)
+      .post(ENCODE)
+      .attach('a', png, 'a.png')
+      .field('resize', 'pad')
+      .field('resize', 'stretch')
+      .expect(400);
+    expect(form.body).toMatchObject({ code: 'invalid_request', field: 'resize', count: 2 });
+    expect(form.body.detail).toBe('Form field resize is given 2 times; give it once');
+    const query = await request(app)
+      .post(`${ENCODE}?dtype=float16&dtype=float32`)
+      .type('image/png')
+      .send(png)
+      .expect(400);
+    expect(query.body.detail).toBe('Query parameter dtype is given 2 times; give it once');
+    const unknown = await request(app).post(`${ENCODE}?size=1&size=2`).type('image/png').send(png);
+    expect(unknown.body.detail).toBe('Invalid query: query: unknown field(s) size');
+    expect(calls.encode).toHaveLength(0);
+  });
+
   it('answers malformed JSON with 400 and a JSON body without images with 400', async () => {
     const { app } = fakeApp();
     const res = await request(app).post(ENCODE).type('application/json').send('{"images": [');

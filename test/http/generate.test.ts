@@ -78,7 +78,11 @@ describe('POST /v1/models/{model}/generate', () => {
 
   it.each([
     [{ class: 7, cuont: 2 }, 400, 'invalid_request'],
-    [{ count: 2 }, 400, 'invalid_request'],
+    [{ count: 2 }, 400, 'invalid_class'],
+    [{ class: null }, 400, 'invalid_class'],
+    [{ class: true }, 400, 'invalid_class'],
+    [{ class: [7] }, 400, 'invalid_class'],
+    [{ class: {} }, 400, 'invalid_class'],
     [{ class: 10 }, 400, 'invalid_class'],
     [{ class: 3.5 }, 400, 'invalid_class'],
     [{ class: '7' }, 400, 'invalid_class'],
@@ -101,6 +105,23 @@ describe('POST /v1/models/{model}/generate', () => {
     expect(calls.generate).toHaveLength(0);
   });
 
+  it('says what a class must be when it is missing or of the wrong type', async () => {
+    const { app } = fakeApp();
+    const missing = await request(app).post(GENERATE).send({ seed: 1 }).expect(400);
+    expect(missing.body.detail).toMatch(/^class is required: an integer id or a class name \(0 /);
+    expect(missing.body.detail).toContain('7 Sneaker');
+    for (const [value, shown] of [
+      [null, 'null'],
+      [true, 'true'],
+      [[7], '[7]'],
+    ] as const) {
+      const res = await request(app).post(GENERATE).send({ class: value }).expect(400);
+      expect(res.body.code).toBe('invalid_class');
+      expect(res.body.detail).toContain(`class ${shown} is not valid`);
+      expect(res.body.detail).toContain('7 Sneaker');
+    }
+  });
+
   it('names the limit when count or steps are over it', async () => {
     const { app } = fakeApp({ MAX_GENERATE_COUNT: '4', MAX_STEPS: '10' });
     const count = await request(app).post(GENERATE).send({ class: 1, count: 5 }).expect(422);
@@ -116,6 +137,7 @@ describe('POST /v1/models/{model}/generate', () => {
     expect(form.status).toBe(415);
     const query = await request(app).post(`${GENERATE}?seed=1`).send({ class: 1 });
     expect(query.status).toBe(400);
+    expect(query.body.detail).toContain('in the JSON body, not the query; got: seed');
   });
 
   it('streams one progress event per generator evaluation, then the result, over SSE', async () => {

@@ -41,6 +41,10 @@ describe('HTTP over a real socket', () => {
     const { status, body } = await answer;
     expect(status).toBe(413);
     expect(body).toMatchObject({ code: 'body_too_large', limit: 4096 });
+    // Worded as for a declared Content-Length (next test), with the limit in place of a size.
+    expect(body.detail).toBe(
+      'Request body is more than 4096 bytes; the limit is MAX_BODY_BYTES = 4096 bytes',
+    );
   });
 
   it('refuses a declared Content-Length over the limit before reading the body', async () => {
@@ -53,6 +57,9 @@ describe('HTTP over a real socket', () => {
     const { status, body } = await answer;
     expect(status).toBe(413);
     expect(body.actual).toBe(10000);
+    expect(body.detail).toBe(
+      'Request body is 10000 bytes; the limit is MAX_BODY_BYTES = 4096 bytes',
+    );
   });
 
   it('aborts the model call when the client goes away mid-request', async () => {

@@ -9,12 +9,13 @@ import {
   MEDIA_TYPES,
   formatOfMediaType,
 } from '../../api/options';
+import { ServiceError } from '../../errors';
 import { parseLatentJson, parseNpy } from '../../intake';
 import type { Tensor } from '../../types';
 import { mediaTypeOf, parseJson, readBody, requireMediaType } from '../body';
 import { negotiate } from '../negotiate';
 import { stateOf } from '../request-context';
-import { parseWith } from '../validate';
+import { parseOptions, parseWith } from '../validate';
 import type { HttpDeps } from '../app';
 
 const QuerySchema = z.strictObject({
@@ -25,6 +26,21 @@ const QuerySchema = z.strictObject({
 const JsonBodySchema = z.strictObject({ latents: z.unknown() }).refine((b) => b.latents != null, {
   message: 'needs "latents": {"shape": [...], "dtype": "float32"|"float16", "data": "<base64>"}',
 });
+
+const LATENT_JSON_FIELDS = ['shape', 'dtype', 'data'];
+
+/** A latent object with a field beyond shape, dtype and data is refused, not read around. */
+function refuseExtraLatentFields(latents: unknown): void {
+  if (latents === null || typeof latents !== 'object' || Array.isArray(latents)) return;
+  const extra = Object.keys(latents).filter((k) => !LATENT_JSON_FIELDS.includes(k));
+  if (extra.length > 0) {
+    throw new ServiceError(
+      'invalid_latent',
+      `latent JSON has unknown field(s) ${extra.join(', ')}; it takes exactly shape, dtype, data`,
+      { field: 'latents', unknown: extra },
+    );
+  }
+}
 
 export const DECODE_BODY_TYPES = [
   'application/x-npy',
@@ -38,6 +54,7 @@ async function readLatents(req: Request, deps: HttpDeps): Promise<Tensor> {
   const body = await readBody(req, deps.config.maxBodyBytes);
   if (type === 'application/json') {
     const { latents } = parseWith(JsonBodySchema, parseJson(body), 'JSON body');
+    refuseExtraLatentFields(latents);
     return parseLatentJson(latents);
   }
   return parseNpy(body);
@@ -53,7 +70,7 @@ export function decodeRoute(deps: HttpDeps) {
     const state = stateOf(res);
     const handle = deps.registry.get(String(req.params.model));
     state.model = handle.name;
-    const query = parseWith(QuerySchema, req.query, 'query');
+    const query = parseOptions(QuerySchema, req.query, 'query');
     const space = query.latents ?? DEFAULT_SPACE;
     const latents = checkLatentsFor(handle, await readLatents(req, deps), space, deps.config);
     const count = latents.shape[0];

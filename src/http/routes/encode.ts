@@ -13,7 +13,7 @@ import { decodeBase64, latentToJson, writeNpy } from '../../intake';
 import { mediaTypeOf, parseJson, parseMultipart, readBody, requireMediaType } from '../body';
 import { negotiate } from '../negotiate';
 import { stateOf } from '../request-context';
-import { mergeOption, parseWith } from '../validate';
+import { mergeOption, parseOptions, parseWith } from '../validate';
 import type { HttpDeps } from '../app';
 
 const OptionsSchema = z.strictObject({
@@ -48,7 +48,7 @@ async function readImages(req: Request, res: Response, deps: HttpDeps) {
       maxBytes: deps.config.maxBodyBytes,
       maxFields: 3,
     });
-    return { files, options: parseWith(OptionsSchema, fields, 'form fields') };
+    return { files, options: parseOptions(OptionsSchema, fields, 'form fields') };
   }
   if (type === 'application/json') {
     const { images, image, ...options } = parseWith(JsonBodySchema, parseJson(body), 'JSON body');
@@ -76,7 +76,7 @@ export function encodeRoute(deps: HttpDeps) {
     const handle = deps.registry.get(String(req.params.model));
     state.model = handle.name;
     const reply = negotiate(req, ['application/json', 'application/x-npy'] as const);
-    const query = parseWith(OptionsSchema, req.query, 'query');
+    const query = parseOptions(OptionsSchema, req.query, 'query');
     const { files, options } = await readImages(req, res, deps);
     state.images = files.length;
     const resize = mergeOption('resize', query.resize, options.resize) ?? DEFAULT_RESIZE;

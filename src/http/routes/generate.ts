@@ -10,12 +10,13 @@ import { parseJson, readBody, requireMediaType } from '../body';
 import { negotiate } from '../negotiate';
 import { problemDocument } from '../problem';
 import { stateOf } from '../request-context';
-import { parseWith } from '../validate';
+import { parseWith, refuseQuery } from '../validate';
 import type { HttpDeps } from '../app';
 
 // Types only here; ranges and limits are checked in api/generate so gRPC gets the same rules.
+// `class` too: any value but an id or a name, or none at all, is invalid_class there.
 const BodySchema = z.strictObject({
-  class: z.union([z.number(), z.string()], { message: 'class is required: an id or a name' }),
+  class: z.unknown().optional(),
   count: z.number().optional(),
   steps: z.number().optional(),
   cfgScale: z.number().optional(),
@@ -62,11 +63,7 @@ export function generateRoute(deps: HttpDeps) {
     const state = stateOf(res);
     const handle = deps.registry.get(String(req.params.model));
     state.model = handle.name;
-    if (Object.keys(req.query).length > 0) {
-      throw new ServiceError('invalid_request', 'generate takes its parameters in the JSON body', {
-        query: Object.keys(req.query),
-      });
-    }
+    refuseQuery(req, 'takes its parameters in the JSON body, not the query');
     const mode = negotiate(req, ['application/json', 'text/event-stream'] as const);
     requireMediaType(req, ['application/json']);
     const json = parseJson(await readBody(req, deps.config.maxBodyBytes));
