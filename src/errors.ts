@@ -43,9 +43,10 @@ export type ErrorCode = keyof typeof ERROR_CATALOG;
 export type LogLevel = 'info' | 'warn' | 'error';
 
 /**
- * The level of a request's log line, by how it ended: our own faults are errors, load
- * shedding (queue_full) a warning for operators, and the rest - client mistakes, cancelled
- * calls, not_ready while loading, shutting_down - info, since they are expected.
+ * The level of a request's log line, by how it ended: our own faults are errors; load
+ * shedding (queue_full) and diverged sampling are warnings for operators; the rest - client
+ * mistakes, cancelled calls, not_ready while loading, shutting_down - info, since they are
+ * expected.
  */
 export function logLevelOf(code: ErrorCode | undefined, status = 200): LogLevel {
   if (code === undefined) return status >= 500 ? 'error' : 'info';

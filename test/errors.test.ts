@@ -1,7 +1,7 @@
 import { ERROR_CATALOG, logLevelOf, type ErrorCode } from '../src/errors';
 
 describe('logLevelOf', () => {
-  it('logs only server faults at error; load shedding at warn; the rest at info', () => {
+  it('logs only server faults at error; load shedding and diverged sampling at warn; the rest at info', () => {
     const levels = Object.fromEntries(
       (Object.keys(ERROR_CATALOG) as ErrorCode[]).map((code) => [code, logLevelOf(code)]),
     );
@@ -9,7 +9,10 @@ describe('logLevelOf', () => {
       'inference_failed',
       'internal',
     ]);
-    expect(Object.keys(levels).filter((c) => levels[c] === 'warn')).toEqual(['queue_full']);
+    expect(Object.keys(levels).filter((c) => levels[c] === 'warn')).toEqual([
+      'generation_diverged',
+      'queue_full',
+    ]);
     expect(levels.not_ready).toBe('info');
     expect(levels.cancelled).toBe('info');
   });
