@@ -3,6 +3,7 @@
 The stage (stages/export.py) strings these together; tests call them one by one.
 """
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -37,8 +38,8 @@ def export_onnx(module, example_inputs, graph, path, opset=17):
     inputs, outputs = GRAPH_IO[graph]
     axes = {name: {0: "N"} for name in inputs + outputs}
     kwargs = {}
-    if int(torch.__version__.split(".")[0]) >= 2:
-        kwargs["dynamo"] = False  # the TorchScript exporter: same graphs on 1.13 and 2.x
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # the TorchScript exporter: same graphs on 1.13 and 2.x (>= 2.5)
     module.eval()
     with torch.no_grad():
         torch.onnx.export(module, tuple(example_inputs), path, input_names=inputs,

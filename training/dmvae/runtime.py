@@ -76,7 +76,7 @@ class Run:
         path = self.ckpt_path(stage)
         if not os.path.exists(path):
             return None
-        return torch.load(path, map_location="cpu")
+        return load_checkpoint(path)
 
     def require(self, stage, needed_by):
         """Final checkpoint of an earlier stage, or an error saying which command makes it."""
@@ -91,6 +91,12 @@ class Run:
     def is_done(self, stage):
         state = self.load(stage)
         return bool(state and state.get("done"))
+
+
+def load_checkpoint(path):
+    """One of our own checkpoints. They hold numpy RNG state, which PyTorch >= 2.6 refuses to
+    unpickle by default (weights_only=True); these files are ours, so full unpickling is fine."""
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def make_logger(run_dir):

@@ -11,6 +11,7 @@ import sys
 import torch
 
 from conftest import TRAINING_DIR
+from dmvae.runtime import load_checkpoint
 
 
 def free_port():
@@ -22,13 +23,13 @@ def free_port():
 def test_stages_train_under_ddp_with_gloo_at_world_size_one(tiny_args, tmp_path):
     env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(free_port()), TQDM_DISABLE="1")
-    for stage in ("ssl", "tokenizer", "reference"):
+    for stage in ("ssl", "tokenizer", "reference", "align", "generator"):
         proc = subprocess.run([sys.executable, "-m", "dmvae", stage, *tiny_args, "--device", "cpu"],
                               cwd=TRAINING_DIR, env=env, capture_output=True, text=True,
                               timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "world 1" in proc.stdout
-        ckpt = torch.load(tmp_path / "run" / "checkpoints" / f"{stage}.pt")
+        ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / f"{stage}.pt")
         assert ckpt["done"]
     # DDP wraps the module: checkpoints must still hold the bare model's keys
     assert not any(k.startswith("module.") for k in ckpt["model"])

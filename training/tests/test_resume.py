@@ -12,6 +12,7 @@ import time
 import torch
 
 from dmvae.cli import main
+from dmvae.runtime import load_checkpoint
 from dmvae.stages import ssl as ssl_stage
 
 from conftest import TRAINING_DIR
@@ -41,13 +42,13 @@ def test_a_crashed_stage_resumes_from_its_last_periodic_checkpoint(tiny_args, tm
     except RuntimeError:
         pass
     run_dir = str(tmp_path / "run")
-    ckpt = torch.load(os.path.join(run_dir, "checkpoints", "ssl.pt"))
+    ckpt = load_checkpoint(os.path.join(run_dir, "checkpoints", "ssl.pt"))
     assert ckpt["step"] == 2 and not ckpt["done"]
     assert ckpt["config"]["ssl"]["steps"] == 5 and "overrides" in ckpt["args"]
 
     monkeypatch.setattr(ssl_stage, "train_loop", real_loop)
     assert main(["ssl", *args]) == 0
-    ckpt = torch.load(os.path.join(run_dir, "checkpoints", "ssl.pt"))
+    ckpt = load_checkpoint(os.path.join(run_dir, "checkpoints", "ssl.pt"))
     assert ckpt["step"] == 5 and ckpt["done"]
     # step 3 ran before the crash and again after it: its first result was lost with the crash
     assert _steps_logged(run_dir, "ssl") == [1, 2, 3, 3, 4, 5]
@@ -68,13 +69,13 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_finishes_the_stage(tiny
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "rerun the same command to resume" in err
-    ckpt = torch.load(os.path.join(run_dir, "checkpoints", "ssl.pt"))
+    ckpt = load_checkpoint(os.path.join(run_dir, "checkpoints", "ssl.pt"))
     stopped = ckpt["step"]
     assert stopped >= 3 and not ckpt["done"]
 
     finish = tiny_args + ["--set", f"ssl.steps={stopped + 2}", "--set", "ckpt_every=100000"]
     assert main(["ssl", *finish]) == 0
-    ckpt = torch.load(os.path.join(run_dir, "checkpoints", "ssl.pt"))
+    ckpt = load_checkpoint(os.path.join(run_dir, "checkpoints", "ssl.pt"))
     assert ckpt["done"] and ckpt["step"] == stopped + 2
 
 

@@ -50,6 +50,8 @@ def run(run):
     if teacher_sd is not None:
         student.load_state_dict(teacher_sd)
     vae.encoder.requires_grad_(ac.train_encoder)
+    # only the ssl stage masks patches: a parameter with no gradient would stall DDP's reducer
+    vae.encoder.mask_token.requires_grad_(False)
     vae.to(d.device).train()
     student.to(d.device).train()
     frozen_encoder = copy.deepcopy(vae.encoder)  # perceptual features stay the stage-1 ones

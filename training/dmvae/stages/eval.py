@@ -16,7 +16,7 @@ from .. import data
 from ..classifier import FashionClassifier, train_classifier
 from ..evaluation import evaluate, sweep_sampler, write_metrics
 from ..plots import plot_loss_curves
-from ..runtime import STAGES, seed_everything
+from ..runtime import STAGES, load_checkpoint, seed_everything
 from .common import build_dit, load_tokenizer, num_classes
 
 STAGE = "eval"
@@ -34,7 +34,7 @@ def get_classifier(run, train_x, train_y, device):
     names = data.class_names(run.cfg)
     if os.path.exists(path):
         model = FashionClassifier(len(names), train_x.shape[1], train_x.shape[2])
-        model.load_state_dict(torch.load(path, map_location="cpu")["model"])
+        model.load_state_dict(load_checkpoint(path)["model"])
         run.log.info(f"[{STAGE}] classifier from {path}")
         return model.to(device).eval()
     model = train_classifier(train_x, train_y, run.cfg.eval.classifier_epochs, device=device,

@@ -24,6 +24,7 @@ from ..export import (GRAPH_IO, TOLERANCE, check_parity, export_onnx, file_table
                       validate_model_folder)
 from ..models.tokenizer import DecoderGraph, EncoderGraph
 from ..noise import NOISE_GENERATOR, NOISE_VERSION, latent_noise
+from ..runtime import load_checkpoint
 from ..sampling import denormalize, sample
 from .common import build_dit, load_tokenizer
 
@@ -39,7 +40,7 @@ def load_models(run):
     names = data.class_names(run.cfg)
     vc = run.cfg.ssl.model
     clf = FashionClassifier(len(names), vc.in_channels, vc.image_size)
-    clf.load_state_dict(torch.load(os.path.join(run.ckpt_dir, "classifier.pt"))["model"])
+    clf.load_state_dict(load_checkpoint(os.path.join(run.ckpt_dir, "classifier.pt"))["model"])
     return tok, gen.eval(), clf.eval(), gstate, estate, names
 
 
