@@ -138,15 +138,17 @@ def set_rng_state(state):
     random.setstate(state["python"])
 
 
-def batches(dataset, batch_size, seed, d, start_step=0):
-    """Endless shuffled batches (x, y) on d.device; each rank sees its own shard.
+def batches(dataset, batch_size, seed, d, start_step=0, workers=0):
+    """Endless shuffled batches (x, y) on d.device; each rank sees its own shard. `workers`
+    loader processes decode images beside training (data.num_workers; 0 for in-memory sets).
 
     The epoch order depends only on (seed, epoch), so a resumed run continues with the epoch
     it stopped in (from its start: the exact position inside an epoch is not restored).
     """
     sampler = DistributedSampler(dataset, d.world_size, d.rank, shuffle=True, seed=seed,
                                  drop_last=True)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                        num_workers=workers, persistent_workers=workers > 0)
     if len(loader) == 0:
         raise PipelineError("config_invalid", f"batch size {batch_size} is larger than the "
                             f"{len(dataset)} training images of this rank; lower it")

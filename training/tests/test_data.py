@@ -84,3 +84,14 @@ def test_a_missing_image_folder_is_named(tmp_path):
     index = make_folder(tmp_path)
     with pytest.raises(PipelineError, match="val"):
         FolderDataset(str(tmp_path), "val", index, image_size=16)
+
+
+def test_loader_workers_deliver_the_same_batches_as_the_main_process():
+    from dmvae.distributed import Dist
+    from dmvae.runtime import batches
+    ds = torch.utils.data.TensorDataset(torch.arange(40.0).view(40, 1), torch.arange(40))
+    d = Dist()  # one process on the CPU
+    inline, workers = batches(ds, 8, 0, d), batches(ds, 8, 0, d, workers=2)
+    for _ in range(7):  # across an epoch boundary (5 batches an epoch)
+        (a, ya), (b, yb) = next(inline), next(workers)
+        assert torch.equal(a, b) and torch.equal(ya, yb)

@@ -53,6 +53,17 @@ def test_dinov2_weights_load_from_a_file_with_patch_and_grid_resampled(tmp_path)
     assert vit(torch.randn(2, 3, 64, 64)).shape == (2, 16, 32)
 
 
+def test_dinov2_encoders_see_imagenet_standardised_pixels_our_own_see_them_as_they_are():
+    cfg = dict(image_size=28, in_channels=3, patch_size=14, dim=32, depth=1, heads=4)
+    own, pretrained = ViT(ViTConfig(**cfg)), ViT(ViTConfig(**cfg, weights="dinov2.pth"))
+    x = torch.rand(2, 3, 28, 28) * 2 - 1
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    assert torch.allclose(pretrained.embed(x), pretrained.patch_embed(((x + 1) / 2 - mean) / std))
+    assert torch.equal(own.embed(x), own.patch_embed(x))
+    assert "input_mean" not in pretrained.state_dict()  # DINOv2 files and old checkpoints load
+
+
 def test_dinov2_rgb_weights_serve_a_grey_encoder():
     vit = ViT(ViTConfig(image_size=28, in_channels=1, patch_size=4, dim=32, depth=2, heads=4,
                         num_register_tokens=4))

@@ -12,6 +12,9 @@ import torch.nn.functional as F
 
 from ..errors import PipelineError
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the RGB statistics DINOv2 standardises its input with
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 # ---------------------------------------------------------------------------------------------
 # Blocks
@@ -101,11 +104,26 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(d, eps=1e-6)
         nn.init.normal_(self.cls_token, std=0.02)
         self.apply(_init_linear)
+        # DINOv2 was trained on ImageNet-standardised RGB; our pixels are in [-1, 1]. Grey input
+        # meets a kernel summed over RGB (convert_dinov2_state_dict), so it gets the mean stats.
+        # Not persistent: checkpoints and the names DINOv2 files use stay as they are.
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        if cfg.in_channels == 1:
+            mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
+        self.pretrained_input = cfg.weights is not None and cfg.in_channels in (1, 3)
+        self.register_buffer("input_mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("input_std", std.view(1, -1, 1, 1), persistent=False)
+
+    def embed(self, x):
+        """[N, C, H, W] in [-1, 1] -> patch tokens [N, L, D], standardised first for DINOv2."""
+        if self.pretrained_input:
+            x = ((x + 1) / 2 - self.input_mean) / self.input_std
+        return self.patch_embed(x)
 
     def forward(self, x, mask=None, return_cls=False):
         """x: [N, C, H, W] in [-1, 1]; mask: optional bool [N, L], True = replace by mask_token.
         Returns patch features [N, L, D] (and the cls feature [N, D] when return_cls)."""
-        tok = self.patch_embed(x)                                    # [N, L, D]
+        tok = self.embed(x)                                    # [N, L, D]
         if mask is not None:
             tok = torch.where(mask.unsqueeze(-1), self.mask_token.to(tok.dtype), tok)
         cls = self.cls_token.expand(tok.shape[0], -1, -1)
@@ -121,7 +139,7 @@ class ViT(nn.Module):
 
     def intermediate(self, x, layers):
         """Normalised token features after the given block indices (perceptual loss)."""
-        tok = self.patch_embed(x)
+        tok = self.embed(x)
         h = torch.cat([self.cls_token.expand(tok.shape[0], -1, -1), tok], 1) + self.pos_embed
         if self.num_reg:
             h = torch.cat([h[:, :1], self.register_tokens.expand(h.shape[0], -1, -1), h[:, 1:]], 1)

@@ -71,7 +71,8 @@ def run(run):
         start = state["step"]
         log.info(f"[{STAGE}] resuming from step {start}")
     dvae, dstudent, null = wrap(vae, d), wrap(student, d), num_classes(cfg)
-    it = batches(data.load_split(cfg, "train"), ac.batch_size, cfg.seed, d, start)
+    it = batches(data.load_split(cfg, "train"), ac.batch_size, cfg.seed, d, start,
+                 cfg.data.num_workers)
 
     def step_fn(step):
         x, y = next(it)

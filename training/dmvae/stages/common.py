@@ -124,7 +124,7 @@ def latent_source(run, tokenizer, scfg, stage):
         return (lambda start: batches(ds, scfg.batch_size, cfg.seed, d, start)), mean, scale
 
     def encoded(start):
-        for x, y in batches(train, scfg.batch_size, cfg.seed, d, start):
+        for x, y in batches(train, scfg.batch_size, cfg.seed, d, start, cfg.data.num_workers):
             with torch.no_grad():
                 yield tokenizer.encode(x), y
 

@@ -96,7 +96,8 @@ def run(run):
         log.info(f"[{STAGE}] resuming from step {start}")
     ddp = wrap(model, d)
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + start + d.rank)
-    it = batches(data.load_split(cfg, "train"), sc.batch_size, cfg.seed, d, start)
+    it = batches(data.load_split(cfg, "train"), sc.batch_size, cfg.seed, d, start,
+                 cfg.data.num_workers)
     length = unwrap(ddp).vit.grid ** 2
 
     def step_fn(step):

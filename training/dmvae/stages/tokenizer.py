@@ -61,7 +61,8 @@ def run(run):
         log.info(f"[{STAGE}] resuming from step {start}")
     trunk = wrap(Trunk(tok), d)
     ddisc = wrap(disc, d) if use_gan else None
-    it = batches(data.load_split(cfg, "train"), tc.batch_size, cfg.seed, d, start)
+    it = batches(data.load_split(cfg, "train"), tc.batch_size, cfg.seed, d, start,
+                 cfg.data.num_workers)
 
     def step_fn(step):
         x, _ = next(it)
