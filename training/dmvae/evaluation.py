@@ -75,19 +75,21 @@ def generate_and_score(tokenizer, generator, latent_mean, latent_scale, classifi
     }
 
 
-def _subsample(x, n, seed):
+def subsample(x, n, seed):
     idx = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx]
 
 
 def evaluate(tokenizer, generator, latent_mean, latent_scale, classifier, train_images,
              test_images, test_labels, class_names, null_class, sampler_cfg, out_dir, device,
-             num_gen_per_class=100, batch_size=256, log=print, seed=0):
+             num_gen_per_class=100, batch_size=256, log=print, seed=0, inception=None):
     """Measures everything on the TEST split and writes the report folder; returns metrics.
 
     tokenizer: .encode(img [N, C, H, W] in [-1, 1]) -> raw z, .decode(z) -> img.
     generator: (x [N, ...] normalised, t [N], y [N]) -> v. Networks are switched to eval mode.
     Generated class c uses contract noise with seed (seed + c), samples 0..num_gen_per_class-1.
+    inception: optional images -> [N, 2048] features (metrics.InceptionFeatures); when given,
+    rFID and gFID are also measured in its feature space.
     """
     cfg = _check_sampler_cfg(sampler_cfg)
     for m in (tokenizer, generator, classifier):
@@ -116,8 +118,16 @@ def evaluate(tokenizer, generator, latent_mean, latent_scale, classifier, train_
     m.update(gen)
     log(f"eval gen acc {m['gen_accuracy']:.4f} gfid {m['gfid']:.3f} ({m['gen_count']} samples)")
 
+    if inception is not None:
+        test_inc = _batched(inception, test_images, batch_size, device)
+        m["rfid_inception"] = fid_from_features(_batched(inception, recon, batch_size, device),
+                                                test_inc)
+        m["gfid_inception"] = fid_from_features(
+            _batched(inception, samples.flatten(0, 1), batch_size, device), test_inc)
+        log(f"eval inception rfid {m['rfid_inception']:.3f} gfid {m['gfid_inception']:.3f}")
+
     # floors: real train images against the same test features, at the sizes used above
-    train_sub = _subsample(train_images, max(m["gen_count"], m["test_count"]), seed)
+    train_sub = subsample(train_images, max(m["gen_count"], m["test_count"]), seed)
     train_feats = predict(classifier, train_sub, batch_size, device)[1]
     m["fid_floor_gen"] = fid_from_features(train_feats[:m["gen_count"]], test_feats)
     m["fid_floor_recon"] = fid_from_features(train_feats[:m["test_count"]], test_feats)
@@ -190,7 +200,7 @@ compare runs of this project with each other, not with published FIDs.
   **{_fmt(m['fid_floor_gen'])}** (what a perfect generator would score at this sample size).
 - Class accuracy: **{_fmt(m['gen_accuracy'], 4)}** (fraction of generated images the
   classifier assigns to the requested class).
-
+{inception_lines(m)}
 | id | class | accuracy |
 |---|---|---|
 {per_class}
@@ -200,21 +210,31 @@ reconstructions). Evaluation took {m['eval_seconds']} s.
 """
 
 
-def sweep_sampler(tokenizer, generator, latent_mean, latent_scale, classifier, test_images,
+def inception_lines(m):
+    if "gfid_inception" not in m:
+        return ""
+    return (f"- Inception features (2048-d pool): rFID **{_fmt(m['rfid_inception'])}**, "
+            f"gFID **{_fmt(m['gfid_inception'])}**\n  (torchvision inception_v3 from a local "
+            "weights file, same images and test set as above).\n")
+
+
+def sweep_sampler(tokenizer, generator, latent_mean, latent_scale, classifier, real_images,
                   num_classes, null_class, settings, device, per_class=20, batch_size=256,
                   seed=0, log=print):
     """Scores each sampler setting (dicts of SAMPLER_KEYS) on a small budget, same noise for all.
 
     Returns [{**setting, gen_accuracy, gfid, seconds}]; use it to pick manifest defaults.
-    The small sample count inflates gFID; compare settings with each other only.
+    gFID is against `real_images`: pass held-out TRAIN images and a seed the report does not
+    use, so the choice is not tuned on the test numbers it is judged by. The small sample
+    count inflates gFID; compare settings with each other only.
     """
-    test_feats = predict(classifier, test_images, batch_size, device)[1]
-    latent_shape = tuple(_batched(tokenizer.encode, test_images[:1], 1, device).shape[1:])
+    real_feats = predict(classifier, real_images, batch_size, device)[1]
+    latent_shape = tuple(_batched(tokenizer.encode, real_images[:1], 1, device).shape[1:])
     rows = []
     for setting in settings:
         cfg, t0 = _check_sampler_cfg(setting), time.time()
         _, g = generate_and_score(tokenizer, generator, latent_mean, latent_scale, classifier,
-                                  test_feats, num_classes, null_class, cfg, per_class, seed,
+                                  real_feats, num_classes, null_class, cfg, per_class, seed,
                                   latent_shape, batch_size, device)
         rows.append({**cfg, "gen_accuracy": g["gen_accuracy"], "gfid": g["gfid"],
                      "seconds": round(time.time() - t0, 1)})

@@ -128,9 +128,13 @@ class InceptionFeatures(nn.Module):
                                               transform_input=False)
         state = torch.load(weights_path, map_location="cpu")
         state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if isinstance(state, dict):  # the classifier head goes (pool features are used), and
+            # with it the 1008-class fc of pytorch-fid's pt_inception-2015-12-05 file
+            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         try:
             net.load_state_dict(state, strict=False)
-            missing = [k for k in net.state_dict() if k not in state and "AuxLogits" not in k]
+            missing = [k for k in net.state_dict()
+                       if k not in state and "AuxLogits" not in k and not k.startswith("fc.")]
         except (RuntimeError, AttributeError, TypeError) as err:
             raise ValueError(f"{weights_path} is not an inception_v3 state dict: {err}") from err
         if missing:

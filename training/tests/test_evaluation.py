@@ -102,6 +102,18 @@ def test_evaluate_measures_and_writes_the_report(setup, tmp_path):
     assert any("gfid" in line for line in lines)
 
 
+def test_evaluate_adds_inception_space_fids_when_given_a_feature_network(setup, tmp_path):
+    # stand-in for InceptionFeatures: the classifier's own features, so both FIDs must agree
+    m = evaluate(setup["tok"], setup["gen"], MEAN, SCALE, setup["clf"], setup["train"],
+                 *setup["test"], FASHION_MNIST_CLASSES, NULL,
+                 dict(method="euler", steps=4, cfg_scale=1.0, cfg_interval=(0.0, 1.0), shift=1.0),
+                 str(tmp_path), "cpu", num_gen_per_class=6, batch_size=32, log=lambda *_: None,
+                 inception=setup["clf"].features)
+    assert m["rfid_inception"] == pytest.approx(0.0, abs=1e-6)
+    assert m["gfid_inception"] == pytest.approx(m["gfid"], rel=1e-6)
+    assert f"gFID **{m['gfid_inception']:.3f}**" in (tmp_path / "report.md").read_text()
+
+
 def test_evaluate_rejects_incomplete_sampler_settings(setup, tmp_path):
     with pytest.raises(ValueError, match="sampler_cfg lacks"):
         evaluate(setup["tok"], setup["gen"], MEAN, SCALE, setup["clf"], setup["train"],

@@ -116,3 +116,15 @@ def test_inception_features_from_a_saved_state_dict(tmp_path):
     torch.save(net.state_dict(), path)
     feats = InceptionFeatures(str(path))(torch.rand(2, 1, 28, 28) * 2 - 1)
     assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
+
+
+def test_inception_from_pytorch_fid_file_with_its_1008_class_head(tmp_path):
+    import torchvision
+
+    net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    state = net.state_dict()
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
+    path = tmp_path / "pt_inception.pth"
+    torch.save(state, path)
+    feats = InceptionFeatures(str(path))(torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert feats.shape == (1, 2048)
