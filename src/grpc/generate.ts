@@ -56,7 +56,7 @@ function fieldsOf(request: GenerateRequest): GenerateFields {
 }
 
 /**
- * Generate (server streaming): a `progress` event per generator evaluation, then one
+ * Generate (server streaming): a `progress` event per sampler step, then one
  * `result`; a failure ends the stream with the catalog status.
  */
 export function generateHandler(

@@ -40,16 +40,11 @@ export function rowsPerEvaluation(count: number, cfgScale: number): number {
 export async function sample(o: SampleOptions): Promise<Float32Array> {
   const grid = timeGrid(o.steps, o.shift);
   const size = o.noise.length / o.count;
-  const total = o.steps * (o.method === 'heun' ? 2 : 1);
-  let done = 0;
 
   const velocity = async (x: Float32Array, t: number): Promise<Float32Array> => {
     // Checked before every evaluation: cancelling stops a generation between steps.
     if (o.signal?.aborted) throw abortError(o.signal, 'Generation');
-    const v = await guidedVelocity(o, x, t, size);
-    done += 1;
-    o.onProgress?.({ step: done, totalSteps: total, t });
-    return v;
+    return guidedVelocity(o, x, t, size);
   };
 
   let x: Float32Array = Float32Array.from(o.noise);
@@ -67,6 +62,7 @@ export async function sample(o: SampleOptions): Promise<Float32Array> {
       for (let j = 0; j < x.length; j++) mean[j] = Math.fround(d1[j] + d2[j]) / 2;
       x = axpy(x, h, mean);
     }
+    o.onProgress?.({ step: i + 1, totalSteps: o.steps, t: t1 });
   }
   return x;
 }

@@ -37,7 +37,10 @@ export interface FakeCalls {
   lastSignal?: AbortSignal;
 }
 
-export function fakeModel(name = 'fake', opts: { failGenerateAt?: number; slowMs?: number } = {}) {
+export function fakeModel(
+  name = 'fake',
+  opts: { failGenerateAt?: number; slowMs?: number; busy?: boolean } = {},
+) {
   const calls: FakeCalls = { encode: [], decode: [], generate: [] };
   const manifest = {
     name,
@@ -86,7 +89,8 @@ export function fakeModel(name = 'fake', opts: { failGenerateAt?: number; slowMs
     async generate(params, onProgress, signal): Promise<GenerateResult> {
       calls.generate.push(params);
       calls.lastSignal = signal;
-      const total = params.method === 'heun' ? 2 * params.steps : params.steps;
+      if (opts.busy) throw new ServiceError('queue_full', 'generation queue full (fake)');
+      const total = params.steps;
       for (let step = 1; step <= total; step++) {
         if (opts.slowMs) await wait(opts.slowMs, signal);
         if (step === opts.failGenerateAt) throw new Error('boom: fake failure with secrets');

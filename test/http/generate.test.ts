@@ -140,7 +140,7 @@ describe('POST /v1/models/{model}/generate', () => {
     expect(query.body.detail).toContain('in the JSON body, not the query; got: seed');
   });
 
-  it('streams one progress event per generator evaluation, then the result, over SSE', async () => {
+  it('streams one progress event per sampler step, then the result, over SSE', async () => {
     const { app } = fakeApp();
     const res = await request(app)
       .post(GENERATE)
@@ -157,8 +157,8 @@ describe('POST /v1/models/{model}/generate', () => {
     expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
     const events = sseEvents(res.body as string);
     const progress = events.filter((e) => e.event === 'progress');
-    expect(progress.map((e) => e.data.step)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(progress[0].data.totalSteps).toBe(6);
+    expect(progress.map((e) => e.data.step)).toEqual([1, 2, 3]);
+    expect(progress[0].data.totalSteps).toBe(3);
     expect(events[events.length - 1].event).toBe('result');
     const json = await request(app)
       .post(GENERATE)
@@ -193,6 +193,17 @@ describe('POST /v1/models/{model}/generate', () => {
     expect(lines.find((l) => l.reqId === 'sse-fail' && l.msg === 'request')).toMatchObject({
       code: 'internal',
     });
+  });
+
+  it('refuses an SSE generation the queue cannot take with a plain 503, not a 200 stream', async () => {
+    const { app } = fakeApp({}, { busy: true });
+    const res = await request(app)
+      .post(GENERATE)
+      .set('Accept', 'text/event-stream')
+      .send({ class: 2, seed: 9 })
+      .expect(503);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ status: 503, code: 'queue_full' });
   });
 
   it('answers a failure without streaming as a 500 problem without internals', async () => {

@@ -53,8 +53,8 @@ def sample(velocity_fn, noise, labels, null_class, steps, method="heun", cfg_sca
     velocity_fn(x [N, ...] float32, t [N] float32, y [N] int64) -> v [N, ...].
     noise: [N, ...] tensor or array (e.g. noise.latent_noise); labels: int or [N] in
     0..null_class (null_class itself samples unconditionally).
-    on_step(done, total, t) is called after every generator evaluation, as the service reports
-    progress (Heun makes two per step, CFG's doubled batch counts as one).
+    on_step(step, steps, t) is called after every sampler step with the t it reached, as the
+    service reports progress (one per step for Euler and Heun alike).
     Un-normalising (z = x / latent_scale + latent_mean) is left to the caller.
     """
     _check_settings(method, cfg_scale, cfg_interval)
@@ -68,15 +68,9 @@ def sample(velocity_fn, noise, labels, null_class, steps, method="heun", cfg_sca
         raise ValueError(f"labels must be in 0..{null_class}, got {y.tolist()}")
 
     grid = time_grid(steps, shift)
-    total, done = steps * (2 if method == "heun" else 1), 0
 
     def velocity(x_now, t):
-        nonlocal done
-        v = guided_velocity(velocity_fn, x_now, t, y, null_class, cfg_scale, cfg_interval)
-        done += 1
-        if on_step is not None:
-            on_step(done, total, float(t))
-        return v
+        return guided_velocity(velocity_fn, x_now, t, y, null_class, cfg_scale, cfg_interval)
 
     for i in range(steps):
         t0, t1 = grid[i], grid[i + 1]
@@ -87,6 +81,8 @@ def sample(velocity_fn, noise, labels, null_class, steps, method="heun", cfg_sca
         else:  # Heun on every step, the last included (t1 = 1 is a regular point here)
             d2 = velocity(x + h * d1, t1)
             x = x + h * (d1 + d2) / 2
+        if on_step is not None:
+            on_step(i + 1, steps, float(t1))
     return x
 
 

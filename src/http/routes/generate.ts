@@ -56,7 +56,9 @@ async function replyOf(
 
 /**
  * POST /v1/models/{model}/generate: class-conditional samples. With Accept: text/event-stream
- * the reply is an SSE stream: `progress` per generator evaluation, then `result` (or `error`).
+ * the reply is an SSE stream: `progress` per sampler step, then `result` (or `error`). The
+ * stream opens with the first event, so refusals before any step (queue_full, shutting_down)
+ * are ordinary problem+json replies with their own status.
  */
 export function generateRoute(deps: HttpDeps) {
   return async function generate(req: Request, res: Response): Promise<void> {
@@ -77,18 +79,24 @@ export function generateRoute(deps: HttpDeps) {
       res.json(await replyOf(handle, params, result, format, returnLatents));
       return;
     }
-    // From here on the status line is sent: failures become an `error` event.
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache, no-transform');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    const send = (event: string, data: unknown) =>
+    let streaming = false;
+    const send = (event: string, data: unknown) => {
+      if (!streaming) {
+        // From here on the status line is sent: failures become an `error` event.
+        res.status(200);
+        res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+        res.setHeader('Cache-Control', 'no-cache, no-transform');
+        res.setHeader('X-Accel-Buffering', 'no');
+        res.flushHeaders();
+        streaming = true;
+      }
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
     try {
       const result = await handle.generate(params, (p) => send('progress', p), state.signal);
       send('result', await replyOf(handle, params, result, format, returnLatents));
     } catch (err) {
+      if (!streaming) throw err; // nothing sent yet: the app's problem+json reply
       if (!(err instanceof ServiceError)) state.log.error({ err }, 'generate failed mid-stream');
       const problem = toServiceError(err);
       state.errorCode = problem.code;
