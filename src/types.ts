@@ -89,7 +89,7 @@ export interface ModelHandle {
   encode(images: Tensor, signal?: AbortSignal): Promise<Tensor>;
   /** raw latents [N, Cz, h, w] -> images [N, C, H, W] in [-1, 1]. */
   decode(latents: Tensor, signal?: AbortSignal): Promise<Tensor>;
-  /** Runs the sampler; onProgress fires after every generator evaluation. */
+  /** Runs the sampler; onProgress fires after every sampler step. */
   generate(
     params: GenerateParams,
     onProgress?: (p: GenerateProgress) => void,
