@@ -55,7 +55,7 @@ export interface GenerateParams {
 }
 
 export interface GenerateProgress {
-  /** Generator evaluations done so far and in all (Heun makes two per step). */
+  /** Sampler steps done so far and in all (Heun: two evaluations, one step); t reached. */
   step: number;
   totalSteps: number;
   t: number;
