@@ -109,8 +109,9 @@ export class Registry implements ModelRegistry {
     return handle;
   }
 
+  /** Loaded, warmed, and at least one ORT worker alive (not all crashed or respawning). */
   isReady(): boolean {
-    return this.ready;
+    return this.ready && (this.pool?.size ?? 0) > 0;
   }
 
   /** The worker pool, for tests that check crash recovery. */

@@ -34,12 +34,15 @@ afterAll(() => registry.close());
 
 test('a dying worker fails its run with inference_failed and a new worker takes over', async () => {
   // the marker sits in the first value; the input checks only refuse non-finite values
+  expect(registry.isReady()).toBe(true);
   await expect(model.encode(images(2, CRASH_MARKER))).rejects.toMatchObject({
     code: 'inference_failed',
   });
+  expect(registry.isReady()).toBe(false); // its only worker is gone until the respawn
   const out = await model.encode(images(3));
   expect(out.shape).toEqual([3, ...model.latentShape]);
   expect(registry.workers?.size).toBe(1);
+  expect(registry.isReady()).toBe(true);
 });
 
 test('requests queued behind the crashed run are served by the replacement', async () => {
