@@ -83,6 +83,8 @@ const SETTINGS = {
   // Two CFG generations of MAX_GENERATE_COUNT at its default (64 images, 128 rows each)
   GENERATE_QUEUE_MAX_IMAGES: [int(1, 1_000_000), '256'],
   MAX_BODY_BYTES: [int(1024), String(16 * 1024 * 1024)],
+  // Request bodies held in memory at once, all requests together (16 bodies at the default)
+  BODY_QUEUE_MAX_BYTES: [int(1024), String(256 * 1024 * 1024)],
   MAX_IMAGE_PIXELS: [int(1), String(25_000_000)],
   MAX_IMAGES_PER_REQUEST: [int(1, 100_000), '64'],
   MAX_GENERATE_COUNT: [int(1, 100_000), '64'],
@@ -117,6 +119,7 @@ export interface Config {
    */
   readonly generateQueueMaxImages: number;
   readonly maxBodyBytes: number;
+  readonly bodyQueueMaxBytes: number;
   readonly maxImagePixels: number;
   readonly maxImagesPerRequest: number;
   readonly maxGenerateCount: number;
@@ -184,6 +187,12 @@ function crossCheck(p: Parsed, problems: string[]): void {
         `${p.MAX_IMAGES_PER_REQUEST}`,
     );
   }
+  if (p.BODY_QUEUE_MAX_BYTES < p.MAX_BODY_BYTES) {
+    problems.push(
+      `BODY_QUEUE_MAX_BYTES=${p.BODY_QUEUE_MAX_BYTES} must be >= MAX_BODY_BYTES = ` +
+        `${p.MAX_BODY_BYTES}`,
+    );
+  }
   if (p.GENERATE_QUEUE_MAX_IMAGES < 2 * p.MAX_GENERATE_COUNT) {
     problems.push(
       `GENERATE_QUEUE_MAX_IMAGES=${p.GENERATE_QUEUE_MAX_IMAGES} must be >= 2 * ` +
@@ -208,6 +217,7 @@ function toConfig(p: Parsed): Config {
     queueMaxImages: p.QUEUE_MAX_IMAGES,
     generateQueueMaxImages: p.GENERATE_QUEUE_MAX_IMAGES,
     maxBodyBytes: p.MAX_BODY_BYTES,
+    bodyQueueMaxBytes: p.BODY_QUEUE_MAX_BYTES,
     maxImagePixels: p.MAX_IMAGE_PIXELS,
     maxImagesPerRequest: p.MAX_IMAGES_PER_REQUEST,
     maxGenerateCount: p.MAX_GENERATE_COUNT,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
+import { RowBudget } from '../inference/row-budget';
 import { shuttingDown, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { ModelRegistry } from '../types';
@@ -21,6 +22,8 @@ export interface HttpDeps {
   logger: Logger;
   /** Shutdown state (main.ts); without it requests only stop when their client goes away. */
   lifecycle?: Lifecycle;
+  /** Request-body bytes in memory, all requests together; made from the config when absent. */
+  bodyBudget?: RowBudget;
 }
 
 /** openapi.yaml sits at the repository root, two levels above both src/http and dist/http. */
@@ -33,7 +36,13 @@ export const OPENAPI_PATH = path.join(__dirname, '..', '..', 'openapi.yaml');
  *   const app = createHttpApp({ registry, config, logger });
  *   http.createServer(app).listen(8080);
  */
-export function createHttpApp(deps: HttpDeps): Express {
+export function createHttpApp(given: HttpDeps): Express {
+  const deps: HttpDeps = {
+    ...given,
+    bodyBudget:
+      given.bodyBudget ??
+      new RowBudget(given.config.bodyQueueMaxBytes, 'BODY_QUEUE_MAX_BYTES', 'body bytes'),
+  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

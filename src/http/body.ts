@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import multer from 'multer';
 import { ServiceError } from '../errors';
+import type { RowBudget } from '../inference/row-budget';
 
 /** The media type of the request without parameters, lower case; '' when absent. */
 export function mediaTypeOf(req: Request): string {
@@ -36,25 +37,48 @@ function tooLarge(limit: number, actual?: number): ServiceError {
 /**
  * Reads the whole body, refusing more than `limit` bytes. On overflow the rest is drained,
  * not stored, so the client can finish sending and read the 413.
+ *
+ * With a `budget`, the bytes held count against it until the response is over (the body and
+ * what is decoded from it live that long): a declared length is taken up front, a chunked body
+ * as it arrives, and past the budget the request gets 503 queue_full, so many concurrent
+ * uploads cannot pile up in memory.
  */
-export function readBody(req: Request, limit: number): Promise<Buffer> {
+export function readBody(req: Request, limit: number, budget?: RowBudget): Promise<Buffer> {
   const declared = Number(req.get('content-length'));
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
     return Promise.reject(tooLarge(limit, declared));
   }
+  let held = 0;
+  const hold = (bytes: number) => {
+    budget?.acquire(bytes);
+    if (held === 0) req.res?.once('close', () => budget?.release(held));
+    held += bytes;
+  };
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
+    const refuse = (err: unknown) => {
+      failed = true;
+      chunks.length = 0;
+      req.resume();
+      reject(err);
+    };
+    try {
+      if (Number.isFinite(declared) && declared > 0) hold(declared);
+    } catch (err) {
+      refuse(err);
+      return;
+    }
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
       size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        chunks.length = 0;
-        reject(tooLarge(limit));
-        return;
+      if (size > limit) return refuse(tooLarge(limit));
+      try {
+        if (size > held) hold(size - held); // chunked, or more than it declared
+      } catch (err) {
+        return refuse(err);
       }
       chunks.push(chunk);
     });

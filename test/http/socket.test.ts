@@ -115,4 +115,45 @@ describe('HTTP over a real socket', () => {
     const line = await accessLine('drop-generate');
     expect(line).toMatchObject({ status: 499, code: 'cancelled', aborted: true, level: 30 });
   });
+
+  it('holds body bytes against BODY_QUEUE_MAX_BYTES until the reply: 503 past it, freed after', async () => {
+    const small = fakeApp({ MAX_BODY_BYTES: '4096', BODY_QUEUE_MAX_BYTES: '4096' });
+    const other = http.createServer(small.app);
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const at = (other.address() as AddressInfo).port;
+    const send = (length: number) =>
+      http.request({
+        host: '127.0.0.1',
+        port: at,
+        path: '/v1/models/fake/encode',
+        method: 'POST',
+        headers: { 'Content-Type': 'image/png', 'Content-Length': String(length) },
+      });
+    try {
+      // A slow upload holds its declared 3000 bytes from the start ...
+      const slow = send(3000);
+      slow.on('error', () => undefined);
+      slow.write(Buffer.alloc(1000, 1));
+      await new Promise((r) => setTimeout(r, 30));
+      // ... so a second body of 2000 does not fit beside it
+      const busy = send(2000);
+      const refused = reply(busy);
+      busy.end(Buffer.alloc(2000, 2));
+      const { status, body } = await refused;
+      expect(status).toBe(503);
+      expect(body).toMatchObject({ code: 'queue_full', setting: 'BODY_QUEUE_MAX_BYTES' });
+      expect(body.detail).toContain('3000 body bytes queued or running');
+      // Once the slow client is gone its bytes are free again: the same body is read (and
+      // refused for what it is, not for room).
+      slow.destroy();
+      await new Promise((r) => setTimeout(r, 30));
+      const again = send(2000);
+      const answered = reply(again);
+      again.end(Buffer.alloc(2000, 2));
+      const next = await answered;
+      expect(next.status).toBe(415);
+    } finally {
+      await new Promise<void>((r) => other.close(() => r()));
+    }
+  });
 });

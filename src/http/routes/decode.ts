@@ -51,7 +51,7 @@ export const DECODE_BODY_TYPES = [
 async function readLatents(req: Request, deps: HttpDeps): Promise<Tensor> {
   const type = mediaTypeOf(req);
   if (type !== '') requireMediaType(req, DECODE_BODY_TYPES);
-  const body = await readBody(req, deps.config.maxBodyBytes);
+  const body = await readBody(req, deps.config.maxBodyBytes, deps.bodyBudget);
   if (type === 'application/json') {
     const { latents } = parseWith(JsonBodySchema, parseJson(body), 'JSON body');
     refuseExtraLatentFields(latents);

@@ -41,7 +41,7 @@ export const ENCODE_BODY_TYPES = [
 async function readImages(req: Request, res: Response, deps: HttpDeps) {
   const type = mediaTypeOf(req);
   if (type !== '') requireMediaType(req, ENCODE_BODY_TYPES);
-  const body = await readBody(req, deps.config.maxBodyBytes);
+  const body = await readBody(req, deps.config.maxBodyBytes, deps.bodyBudget);
   if (type === 'multipart/form-data') {
     const { files, fields } = await parseMultipart(req, res, body, {
       maxFiles: deps.config.maxImagesPerRequest,

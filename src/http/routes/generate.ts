@@ -68,7 +68,7 @@ export function generateRoute(deps: HttpDeps) {
     refuseQuery(req, 'takes its parameters in the JSON body, not the query');
     const mode = negotiate(req, ['application/json', 'text/event-stream'] as const);
     requireMediaType(req, ['application/json']);
-    const json = parseJson(await readBody(req, deps.config.maxBodyBytes));
+    const json = parseJson(await readBody(req, deps.config.maxBodyBytes, deps.bodyBudget));
     const body = parseWith(BodySchema, json, 'JSON body');
     const { format = DEFAULT_FORMAT, returnLatents = false, ...fields } = body;
     const params = resolveGenerateParams(handle, fields, deps.config);
