@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
 import { Batcher } from '../inference/batcher';
+import { checkGenerateParams } from '../inference/generate-params';
 import { OnnxModelHandle } from '../inference/model-handle';
 import { WorkerPool } from '../inference/pool';
 import { RowBudget } from '../inference/row-budget';
@@ -22,6 +23,30 @@ import { expectedOutputDims, GRAPH_IO, inputSpecs, workerSpec } from './graphs';
  * Every model folder under MODELS_DIR: verified on disk, opened in the worker pool with the
  * configured execution providers, warmed up, then served through one batcher per graph.
  */
+
+/**
+ * A manifest's sampler defaults must pass the same checks as a request: otherwise every
+ * generation that leaves a field unset would be refused, blaming the client.
+ */
+function checkSamplerDefaults(f: ModelFolder, config: Config): void {
+  const s = f.manifest.sampler;
+  const defaults = {
+    classId: 0,
+    count: 1,
+    seed: 0,
+    steps: s.steps,
+    method: s.method,
+    cfgScale: s.cfg_scale,
+    cfgInterval: s.cfg_interval,
+    shift: s.shift,
+  };
+  try {
+    checkGenerateParams(defaults, f.manifest.classes, config);
+  } catch (err) {
+    const detail = (err as Error).message;
+    throw new ModelLoadError(f.dir, `manifest sampler defaults do not pass: ${detail}`);
+  }
+}
 
 /** Admission budgets: encode and decode share one, generation has its own. */
 interface Budgets {
@@ -52,6 +77,7 @@ export class Registry implements ModelRegistry {
     const { config, logger } = this.opts;
     const folders = await this.scan();
     for (const f of folders) {
+      checkSamplerDefaults(f, config);
       if (f.unlisted.length > 0) {
         logger.warn(
           { model: f.manifest.name, files: f.unlisted },

@@ -130,6 +130,19 @@ describe('model folder checks at startup', () => {
     );
   });
 
+  test('sampler defaults past a service limit are a startup error naming both', async () => {
+    const { root } = copyModel();
+    const steps = manifestOf(path.join(root, NAME)).sampler.steps as number;
+    const registry = new Registry({
+      config: testConfig({ MODELS_DIR: root, MAX_STEPS: String(steps - 1) }),
+      logger: silentLogger,
+    });
+    await expect(registry.load()).rejects.toThrow(
+      `manifest sampler defaults do not pass: steps = ${steps} is over the limit MAX_STEPS`,
+    );
+    await registry.close();
+  });
+
   test('an empty MODELS_DIR is a startup error, not an empty service', async () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dmvae-empty-'));
     roots.push(root);
