@@ -40,7 +40,24 @@ export function shuttingDown(what = 'no new requests are taken'): ServiceError {
   return new ServiceError('shutting_down', `Server is shutting down: ${what}; retry elsewhere`);
 }
 
-/** One signal for a request: its own (client gone, deadline) or the server's shutdown. */
-export function requestSignal(own: AbortSignal, lifecycle?: Lifecycle): AbortSignal {
-  return lifecycle ? AbortSignal.any([own, lifecycle.signal]) : own;
+/**
+ * A request's own AbortController (client gone, deadline), also aborted by the server's
+ * shutdown. `release` must run when the request ends: it unhooks the request from the
+ * long-lived shutdown signal. (AbortSignal.any is not used: on Node 20 every signal it makes
+ * stays reachable from its long-lived source - measured here at ~1.2 KB a request, for good.)
+ */
+export function requestAborter(lifecycle?: Lifecycle): {
+  controller: AbortController;
+  release: () => void;
+} {
+  const controller = new AbortController();
+  const shutdown = lifecycle?.signal;
+  if (!shutdown) return { controller, release: () => undefined };
+  if (shutdown.aborted) {
+    controller.abort(shutdown.reason);
+    return { controller, release: () => undefined };
+  }
+  const onShutdown = () => controller.abort(shutdown.reason);
+  shutdown.addEventListener('abort', onShutdown, { once: true });
+  return { controller, release: () => shutdown.removeEventListener('abort', onShutdown) };
 }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { requestIdOf } from '../api/request-id';
 import { logLevelOf, ServiceError, toServiceError, type ErrorCode } from '../errors';
-import { requestSignal, type Lifecycle } from '../lifecycle';
+import { requestAborter, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 
 /** Per-call state, the gRPC twin of http/request-context. */
@@ -31,8 +31,8 @@ export interface CallEnv {
 /** Starts a call: id (safe x-request-id metadata or a UUID), child logger, abort signal. */
 export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: CallEnv): CallContext {
   const id = requestIdOf(call.metadata.get('x-request-id')[0]);
-  const aborter = new AbortController();
-  const signal = requestSignal(aborter.signal, lifecycle);
+  const { controller: aborter, release } = requestAborter(lifecycle);
+  const signal = aborter.signal;
   const state: CallState = { id, log: logger.child({ reqId: id }), signal };
   const started = process.hrtime.bigint();
 
@@ -49,6 +49,7 @@ export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: Cal
 
   function finish(err?: unknown): grpc.StatusObject {
     clearTimeout(timer);
+    release();
     const metadata = new grpc.Metadata();
     metadata.set('x-request-id', id);
     let status: grpc.StatusObject = { code: grpc.status.OK, details: 'OK', metadata };

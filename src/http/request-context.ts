@@ -2,7 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { requestIdOf } from '../api/request-id';
 import { ERROR_CATALOG, logLevelOf, ServiceError, type ErrorCode } from '../errors';
-import { requestSignal, type Lifecycle } from '../lifecycle';
+import { requestAborter, type Lifecycle } from '../lifecycle';
 
 /** What one request carries through the handlers: its id, logger, and cancellation. */
 export interface RequestState {
@@ -29,8 +29,8 @@ export function stateOf(res: Response): RequestState {
 export function requestContext(logger: Logger, lifecycle?: Lifecycle) {
   return function attachRequestState(req: Request, res: Response, next: NextFunction): void {
     const id = requestIdOf(req.get('x-request-id'));
-    const aborter = new AbortController();
-    const signal = requestSignal(aborter.signal, lifecycle);
+    const { controller: aborter, release } = requestAborter(lifecycle);
+    const signal = aborter.signal;
     const state: RequestState = { id, log: logger.child({ reqId: id }), signal };
     res.locals.state = state;
     res.setHeader('X-Request-Id', id);
@@ -42,6 +42,7 @@ export function requestContext(logger: Logger, lifecycle?: Lifecycle) {
         state.clientGone = true;
         aborter.abort(new ServiceError('cancelled', 'Client closed the connection'));
       }
+      release();
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       // A client gone before any reply (mid-upload, mid-generation) is nginx's 499, not a 200.
       const unanswered = aborted && !res.headersSent;

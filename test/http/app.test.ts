@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import request from 'supertest';
 import { fakeApp } from './helpers';
 
@@ -89,6 +90,14 @@ describe('HTTP app: health, routing, errors, request ids', () => {
     const replaced = await request(app).get('/healthz').set('X-Request-Id', 'bad id\u00e9<script>');
     expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(lines.some((l) => l.reqId === 'abc-123.x:y' && l.msg === 'request')).toBe(true);
+  });
+
+  it('unhooks every finished request from the shutdown signal (no per-request leak)', async () => {
+    const { app, lifecycle } = fakeApp();
+    for (let i = 0; i < 20; i++) {
+      await request(app).get(i % 2 ? '/healthz' : '/v1/models/nope').expect(i % 2 ? 200 : 404);
+    }
+    expect(getEventListeners(lifecycle.signal, 'abort')).toHaveLength(0);
   });
 
   it('writes one structured log line per request', async () => {
