@@ -69,10 +69,7 @@ export function createHttpApp(given: HttpDeps): Express {
     next();
   });
   app.route('/v1/models').get(noQuery, listModelsRoute(deps)).all(methodNotAllowed('GET'));
-  app
-    .route('/v1/models/:model')
-    .get(noQuery, getModelRoute(deps))
-    .all(methodNotAllowed('GET'));
+  app.route('/v1/models/:model').get(noQuery, getModelRoute(deps)).all(methodNotAllowed('GET'));
   app.route('/v1/models/:model/encode').post(encodeRoute(deps)).all(methodNotAllowed('POST'));
   app.route('/v1/models/:model/decode').post(decodeRoute(deps)).all(methodNotAllowed('POST'));
   app.route('/v1/models/:model/generate').post(generateRoute(deps)).all(methodNotAllowed('POST'));

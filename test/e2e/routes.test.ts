@@ -229,9 +229,10 @@ describe('e2e: every route over HTTP and every RPC over gRPC', () => {
     // Below the API's range check, the model handle reports NaN output as the input's fault.
     const handle = svc.registry.get(svc.model);
     const data = new Float32Array(handle.latentShape.reduce((a, b) => a * b)).fill(3e38);
-    await expect(handle.decode({ data, shape: [1, ...handle.latentShape] })).rejects.toMatchObject(
-      { code: 'invalid_latent', details: { index: 0 } },
-    );
+    await expect(handle.decode({ data, shape: [1, ...handle.latentShape] })).rejects.toMatchObject({
+      code: 'invalid_latent',
+      details: { index: 0 },
+    });
   });
 
   it('refuses a shift outside [0.01, 100] over HTTP and gRPC before sampling', async () => {

@@ -95,7 +95,9 @@ describe('HTTP app: health, routing, errors, request ids', () => {
   it('unhooks every finished request from the shutdown signal (no per-request leak)', async () => {
     const { app, lifecycle } = fakeApp();
     for (let i = 0; i < 20; i++) {
-      await request(app).get(i % 2 ? '/healthz' : '/v1/models/nope').expect(i % 2 ? 200 : 404);
+      await request(app)
+        .get(i % 2 ? '/healthz' : '/v1/models/nope')
+        .expect(i % 2 ? 200 : 404);
     }
     expect(getEventListeners(lifecycle.signal, 'abort')).toHaveLength(0);
   });
