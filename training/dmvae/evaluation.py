@@ -237,6 +237,7 @@ def sweep_sampler(tokenizer, generator, latent_mean, latent_scale, classifier, r
                                   real_feats, num_classes, null_class, cfg, per_class, seed,
                                   latent_shape, batch_size, device)
         rows.append({**cfg, "gen_accuracy": g["gen_accuracy"], "gfid": g["gfid"],
+                     "gen_count": g["gen_count"],
                      "seconds": round(time.time() - t0, 1)})
         log(f"sweep {cfg} acc {g['gen_accuracy']:.3f} gfid {g['gfid']:.3f}")
     return rows

@@ -146,3 +146,17 @@ def test_plot_loss_curves(tmp_path):
     assert os.path.getsize(out) > 1000
     with pytest.raises(ValueError, match="no loss values"):
         plot_loss_curves({"gone": str(tmp_path / "gone.jsonl")}, str(tmp_path / "x.png"))
+
+
+def test_sampler_pick_needs_the_accuracy_target_with_confidence_not_just_a_point_estimate():
+    from dmvae.stages.eval import pick_sampler
+    rows = [dict(cfg_scale=2.0, gen_accuracy=0.89, gfid=80.0, gen_count=100),   # bound 0.839
+            dict(cfg_scale=3.0, gen_accuracy=0.94, gfid=90.0, gen_count=100),   # bound 0.901
+            dict(cfg_scale=5.0, gen_accuracy=0.95, gfid=99.0, gen_count=100)]
+    assert pick_sampler(rows, {"cfg_scale": None}) == {"cfg_scale": 3.0}
+    # the same 0.89 over 1000 samples is sure enough: then the lower gFID wins
+    rows[0]["gen_count"] = 1000
+    assert pick_sampler(rows, {"cfg_scale": None}) == {"cfg_scale": 2.0}
+    # nothing sure enough: the most accurate
+    low = [dict(r, gen_accuracy=a) for r, a in zip(rows, (0.5, 0.7, 0.6))]
+    assert pick_sampler(low, {"cfg_scale": None}) == {"cfg_scale": 3.0}
