@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createGrpcServer, bindGrpcServer } from './grpc/server';
 import { createHttpApp } from './http/app';
+import { RowBudget } from './inference/row-budget';
 import { createLifecycle } from './lifecycle';
 import { createLogger } from './logger';
 import { Registry } from './models/registry';
@@ -46,7 +47,9 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   const registry = new Registry({ config, logger });
   const lifecycle = createLifecycle();
-  const deps = { registry, config, logger, lifecycle };
+  // One budget for request bytes in memory, whichever transport brought them.
+  const bodyBudget = new RowBudget(config.bodyQueueMaxBytes, 'BODY_QUEUE_MAX_BYTES', 'body bytes');
+  const deps = { registry, config, logger, lifecycle, bodyBudget };
 
   const httpServer = http.createServer(createHttpApp(deps));
   httpServer.requestTimeout = config.requestTimeoutMs;

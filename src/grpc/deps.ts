@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { ServiceError } from '../errors';
+import type { RowBudget } from '../inference/row-budget';
 import type { Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
 import type { ModelHandle, ModelRegistry } from '../types';
@@ -10,6 +11,19 @@ export interface GrpcDeps {
   config: Config;
   logger: Logger;
   lifecycle?: Lifecycle;
+  /** Request bytes in memory, shared with HTTP in main.ts (BODY_QUEUE_MAX_BYTES). */
+  bodyBudget?: RowBudget;
+}
+
+/**
+ * Counts a call's payload against the body budget until the returned release runs: grpc-js
+ * has read the message already, but what is decoded from it is bounded from here on.
+ */
+export function holdPayload(deps: GrpcDeps, bytes: number): () => void {
+  const budget = deps.bodyBudget;
+  if (!budget || bytes === 0) return () => undefined;
+  budget.acquire(bytes);
+  return () => budget.release(bytes);
 }
 
 /** Model lookup shared by every RPC: not_ready before load, model_not_found naming known ones. */

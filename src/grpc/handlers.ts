@@ -13,7 +13,7 @@ import {
 import { ServiceError } from '../errors';
 import type { ModelHandle } from '../types';
 import { unary } from './call-context';
-import { modelFor, type GrpcDeps } from './deps';
+import { holdPayload, modelFor, type GrpcDeps } from './deps';
 import {
   formatFromProto,
   resizeFromProto,
@@ -74,19 +74,27 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
       const dtype = pickOption('dtype', request.dtype, LATENT_DTYPES, 'float32');
       const space = spaceFromProto(request.latentSpace) ?? DEFAULT_SPACE;
       const resize = resizeFromProto(request.resize) ?? DEFAULT_RESIZE;
-      const outcome = await encodeImages(
-        handle,
-        images,
-        { resize, space },
-        config,
-        state.signal,
-        state.log,
+      const release = holdPayload(
+        deps,
+        images.reduce((sum, image) => sum + image.length, 0),
       );
-      return {
-        latents: tensorToMessage(outcome.latents, dtype),
-        latentSpace: spaceToProto(space),
-        images: outcome.images,
-      };
+      try {
+        const outcome = await encodeImages(
+          handle,
+          images,
+          { resize, space },
+          config,
+          state.signal,
+          state.log,
+        );
+        return {
+          latents: tensorToMessage(outcome.latents, dtype),
+          latentSpace: spaceToProto(space),
+          images: outcome.images,
+        };
+      } finally {
+        release();
+      }
     }),
 
     Decode: unary<DecodeRequest, unknown>('Decode', deps, async (request, state) => {
@@ -96,9 +104,14 @@ export function dmvaeHandlers(deps: GrpcDeps): grpc.UntypedServiceImplementation
       const space = spaceFromProto(request.latentSpace) ?? DEFAULT_SPACE;
       const format = formatFromProto(request.format) ?? DEFAULT_FORMAT;
       const checked = checkLatentsFor(handle, latents, space, config);
-      const images = await decodeLatents(handle, checked, space, state.signal);
-      const files = await imagesToFiles(handle, images, format);
-      return { images: files, mediaType: MEDIA_TYPES[format] };
+      const release = holdPayload(deps, checked.data.byteLength);
+      try {
+        const images = await decodeLatents(handle, checked, space, state.signal);
+        const files = await imagesToFiles(handle, images, format);
+        return { images: files, mediaType: MEDIA_TYPES[format] };
+      } finally {
+        release();
+      }
     }),
 
     Generate: generateHandler(deps),

@@ -1,14 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import type { ModelRegistry } from '../../src/types';
-import type { Config } from '../../src/config';
-import type { Logger } from 'pino';
+import type { GrpcDeps } from '../../src/grpc/deps';
 import { bindGrpcServer, createGrpcServer, type GrpcService } from '../../src/grpc/server';
 import { LOADER_OPTIONS, PROTO_FILE } from '../../src/grpc/proto';
 
 /** A server on 127.0.0.1:0 with clients for dmvae.v1.Dmvae and grpc.health.v1.Health. */
-export async function startGrpc(deps: { registry: ModelRegistry; config: Config; logger: Logger }) {
+export async function startGrpc(deps: GrpcDeps) {
   const service: GrpcService = createGrpcServer(deps);
   const port = await bindGrpcServer(service.server, '127.0.0.1:0');
   const address = `127.0.0.1:${port}`;
