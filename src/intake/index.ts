@@ -11,6 +11,7 @@ export { prepareImage, stackImages, type PrepareImageOptions, type WarnLogger } 
 export { resolveClass } from './labels';
 export {
   checkLatent,
+  checkLatentShape,
   latentToJson,
   parseLatentJson,
   type CheckLatentOptions,

@@ -87,6 +87,37 @@ export function latentToJson(tensor: Tensor, dtype: NpyDtype = 'float32'): Laten
   return { shape: [...tensor.shape], dtype, data: encodeBase64(bytes) };
 }
 
+/**
+ * The shape half of checkLatent, for a shape known before the values are (a .npy header):
+ * returns it as [N, Cz, h, w], or throws invalid_latent / too_many_items.
+ */
+export function checkLatentShape(
+  given: readonly number[],
+  latentShape: readonly number[],
+  opts: CheckLatentOptions = {},
+): number[] {
+  const shape = given.length === latentShape.length ? [1, ...given] : [...given];
+  const matches =
+    shape.length === latentShape.length + 1 && latentShape.every((d, i) => shape[i + 1] === d);
+  if (!matches || shape[0] < 1) {
+    const dims = latentShape.join(', ');
+    throw new ServiceError(
+      'invalid_latent',
+      `latent shape [${given.join(', ')}] does not match this model's latent ` +
+        `[N, ${dims}] with N >= 1 (or [${dims}] for one latent)`,
+      { expected: ['N', ...latentShape], actual: [...given] },
+    );
+  }
+  if (opts.maxBatch !== undefined && shape[0] > opts.maxBatch) {
+    throw new ServiceError(
+      'too_many_items',
+      `${shape[0]} latents in one request; at most ${opts.maxBatch} (MAX_IMAGES_PER_REQUEST)`,
+      { count: shape[0], limit: opts.maxBatch },
+    );
+  }
+  return shape;
+}
+
 export interface CheckLatentOptions {
   /** Most latents one request may carry (MAX_IMAGES_PER_REQUEST); unchecked when absent. */
   maxBatch?: number;
@@ -102,25 +133,7 @@ export function checkLatent(
   latentShape: readonly number[],
   opts: CheckLatentOptions = {},
 ): Tensor {
-  const shape = tensor.shape.length === latentShape.length ? [1, ...tensor.shape] : tensor.shape;
-  const matches =
-    shape.length === latentShape.length + 1 && latentShape.every((d, i) => shape[i + 1] === d);
-  if (!matches || shape[0] < 1) {
-    const dims = latentShape.join(', ');
-    throw new ServiceError(
-      'invalid_latent',
-      `latent shape [${tensor.shape.join(', ')}] does not match this model's latent ` +
-        `[N, ${dims}] with N >= 1 (or [${dims}] for one latent)`,
-      { expected: ['N', ...latentShape], actual: tensor.shape },
-    );
-  }
-  if (opts.maxBatch !== undefined && shape[0] > opts.maxBatch) {
-    throw new ServiceError(
-      'too_many_items',
-      `${shape[0]} latents in one request; at most ${opts.maxBatch} (MAX_IMAGES_PER_REQUEST)`,
-      { count: shape[0], limit: opts.maxBatch },
-    );
-  }
+  const shape = checkLatentShape(tensor.shape, latentShape, opts);
   const at = tensor.data.findIndex((v) => !Number.isFinite(v));
   if (at >= 0) {
     throw new ServiceError(

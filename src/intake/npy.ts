@@ -109,9 +109,11 @@ function fortranToC(values: Float32Array, shape: number[]): Float32Array {
 /**
  * Parses a .npy file into a float32 C-order tensor, or throws ServiceError invalid_latent /
  * unsupported_dtype naming the problem. Values are not checked (NaN passes; see checkLatent).
+ * `checkShape` sees the header's shape before any value is converted, so a body refused for
+ * its shape costs no conversion (which runs on the event loop).
  * @example parseNpy(fs.readFileSync('z.npy')).shape // [1, 4, 7, 7]
  */
-export function parseNpy(input: Uint8Array): Tensor {
+export function parseNpy(input: Uint8Array, checkShape?: (shape: number[]) => void): Tensor {
   const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const header = readHeader(bytes);
   const kind = ACCEPTED_DESCR[header.descr];
@@ -132,6 +134,7 @@ export function parseNpy(input: Uint8Array): Tensor {
       { shape: header.shape, dtype: header.descr, dataBytes, expectedBytes: count * itemSize },
     );
   }
+  checkShape?.([...header.shape]);
   const data = bytes.subarray(header.dataOffset);
   let values: Float32Array;
   if (kind.dtype === 'float16') {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  checkLatentShape,
   checkLatent,
   floatToHalfBits,
   halfBitsToFloat,
@@ -244,4 +245,16 @@ describe('writeNpy', () => {
       }
     },
   );
+});
+
+describe('parseNpy with a shape check', () => {
+  it('hands the header shape to the check before converting, and lets its refusal through', () => {
+    const file = writeNpy({ data: new Float32Array(2 * 4 * 7 * 7), shape: [2, 4, 7, 7] });
+    const seen: number[][] = [];
+    expect(parseNpy(file, (shape) => void seen.push(shape)).shape).toEqual([2, 4, 7, 7]);
+    expect(seen).toEqual([[2, 4, 7, 7]]);
+    const tooMany = () =>
+      parseNpy(file, (shape) => checkLatentShape(shape, [4, 7, 7], { maxBatch: 1 }));
+    expect(tooMany).toThrow(expect.objectContaining({ code: 'too_many_items' }));
+  });
 });

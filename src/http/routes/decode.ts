@@ -10,8 +10,8 @@ import {
   formatOfMediaType,
 } from '../../api/options';
 import { ServiceError } from '../../errors';
-import { parseLatentJson, parseNpy } from '../../intake';
-import type { Tensor } from '../../types';
+import { checkLatentShape, parseLatentJson, parseNpy } from '../../intake';
+import type { ModelHandle, Tensor } from '../../types';
 import { mediaTypeOf, parseJson, readBody, requireMediaType } from '../body';
 import { negotiate } from '../negotiate';
 import { stateOf } from '../request-context';
@@ -48,7 +48,7 @@ export const DECODE_BODY_TYPES = [
   'application/json',
 ];
 
-async function readLatents(req: Request, deps: HttpDeps): Promise<Tensor> {
+async function readLatents(req: Request, deps: HttpDeps, handle: ModelHandle): Promise<Tensor> {
   const type = mediaTypeOf(req);
   if (type !== '') requireMediaType(req, DECODE_BODY_TYPES);
   const body = await readBody(req, deps.config.maxBodyBytes, deps.bodyBudget);
@@ -57,7 +57,8 @@ async function readLatents(req: Request, deps: HttpDeps): Promise<Tensor> {
     refuseExtraLatentFields(latents);
     return parseLatentJson(latents);
   }
-  return parseNpy(body);
+  const limits = { maxBatch: deps.config.maxImagesPerRequest };
+  return parseNpy(body, (shape) => checkLatentShape(shape, handle.latentShape, limits));
 }
 
 /**
@@ -72,7 +73,12 @@ export function decodeRoute(deps: HttpDeps) {
     state.model = handle.name;
     const query = parseOptions(QuerySchema, req.query, 'query');
     const space = query.latents ?? DEFAULT_SPACE;
-    const latents = checkLatentsFor(handle, await readLatents(req, deps), space, deps.config);
+    const latents = checkLatentsFor(
+      handle,
+      await readLatents(req, deps, handle),
+      space,
+      deps.config,
+    );
     const count = latents.shape[0];
     state.images = count;
 
