@@ -88,9 +88,17 @@ class Run:
                                 f"{stage} --run-dir {self.dir} (or `all`)")
         return state
 
-    def is_done(self, stage):
-        state = self.load(stage)
-        return bool(state and state.get("done"))
+    def is_done(self, stage, state=None):
+        """Finished at the length its config asks for now. A final checkpoint with fewer steps
+        than `<stage>.steps` is not done: rerunning the stage trains it on from there (the LR
+        schedule is then the one of the new length, so it rises again: a warm restart)."""
+        state = self.load(stage) if state is None else state
+        if not (state and state.get("done")):
+            return False
+        steps = getattr(getattr(self.cfg, stage, None), "steps", None)
+        if steps is None or state.get("trained") is False:  # loaded or measured, not trained
+            return True
+        return state.get("step", 0) >= steps
 
 
 def load_checkpoint(path):

@@ -87,3 +87,16 @@ def test_finished_stages_are_skipped_by_all_and_restart_retrains(tiny_args, tmp_
     assert os.path.getmtime(path) == first            # done: not retrained
     assert main(["ssl", *tiny_args, "--restart"]) == 0
     assert os.path.getmtime(path) > first
+
+
+def test_a_finished_stage_asked_for_more_steps_trains_on_from_where_it_stopped(tiny_args,
+                                                                                 tmp_path):
+    run_dir = str(tmp_path / "run")
+    assert main(["ssl", *tiny_args, "--set", "ssl.steps=3"]) == 0
+    assert main(["ssl", *tiny_args, "--set", "ssl.steps=3"]) == 0     # done: skipped
+    assert _steps_logged(run_dir, "ssl") == [1, 2, 3]
+    assert main(["ssl", *tiny_args, "--set", "ssl.steps=5"]) == 0     # longer: trains on
+    ckpt = load_checkpoint(os.path.join(run_dir, "checkpoints", "ssl.pt"))
+    assert ckpt["step"] == 5 and ckpt["done"]
+    assert _steps_logged(run_dir, "ssl") == [1, 2, 3, 4, 5]
+    assert "resuming from step 3" in open(os.path.join(run_dir, "train.log")).read()

@@ -39,7 +39,7 @@ def run(run):
     cfg, d, log = run.cfg, run.dist, run.log
     ac = cfg.align
     state = run.load(STAGE)
-    if state and state.get("done"):
+    if run.is_done(STAGE, state):
         log.info(f"[{STAGE}] already done ({run.ckpt_path(STAGE)}); skipping")
         return
     vae = load_tokenizer(run, "tokenizer", STAGE)

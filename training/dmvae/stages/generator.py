@@ -36,7 +36,7 @@ def run(run):
     cfg, d, log = run.cfg, run.dist, run.log
     gc = cfg.generator
     state = run.load(STAGE)
-    if state and state.get("done"):
+    if run.is_done(STAGE, state):
         log.info(f"[{STAGE}] already done ({run.ckpt_path(STAGE)}); skipping")
         return
     tok = load_tokenizer(run, "align", STAGE)

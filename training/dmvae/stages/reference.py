@@ -23,7 +23,7 @@ def run(run):
     cfg, d, log = run.cfg, run.dist, run.log
     rc = cfg.reference
     state = run.load(STAGE)
-    if state and state.get("done"):
+    if run.is_done(STAGE, state):
         log.info(f"[{STAGE}] already done ({run.ckpt_path(STAGE)}); skipping")
         return
     tok = load_tokenizer(run, "tokenizer", STAGE)
@@ -34,7 +34,7 @@ def run(run):
     log.info(f"[{STAGE}] stage-1 latent mean {mean:.4f} scale {scale:.4f} (kind {rc.kind})")
     if rc.kind == "gaussian":
         run.save(STAGE, {"kind": "gaussian", "latent_mean": mean, "latent_scale": scale,
-                         "step": 0}, done=True)
+                         "step": 0, "trained": False}, done=True)
         return
 
     model = build_dit(cfg, rc.model, tok.latent_shape).to(d.device)

@@ -78,10 +78,11 @@ def run(run):
     sc = cfg.ssl
     if sc.model.weights:  # paper scale: the encoder is DINOv2, nothing to train
         vit = load_dinov2(ViT(sc.model), sc.model.weights, log.info)
-        run.save(STAGE, {"vit": vit.state_dict(), "step": 0, "source": sc.model.weights}, True)
+        run.save(STAGE, {"vit": vit.state_dict(), "step": 0, "source": sc.model.weights,
+                         "trained": False}, True)
         return
     state = run.load(STAGE)
-    if state and state.get("done"):
+    if run.is_done(STAGE, state):
         log.info(f"[{STAGE}] already done ({run.ckpt_path(STAGE)}); skipping")
         return
     seed_everything(cfg.seed + 1000 * d.rank)

@@ -34,7 +34,7 @@ def run(run):
     cfg, d, log = run.cfg, run.dist, run.log
     tc = cfg.tokenizer
     state = run.load(STAGE)
-    if state and state.get("done"):
+    if run.is_done(STAGE, state):
         log.info(f"[{STAGE}] already done ({run.ckpt_path(STAGE)}); skipping")
         return
     vit = load_ssl_encoder(run, STAGE)
