@@ -47,7 +47,9 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt  # a `kill` saves a checkpoint like Ctrl-C does
 
 
-def record_time(run, stage, seconds):
+def record_time(run, stage, seconds, fresh=False):
+    """Adds a stage's wall time to timings.json: resumed parts add up; `fresh` (a --restart)
+    starts the count again."""
     if not run.dist.is_main:
         return
     path = os.path.join(run.dir, "timings.json")
@@ -55,12 +57,12 @@ def record_time(run, stage, seconds):
     if os.path.exists(path):
         with open(path) as f:
             times = json.load(f)
-    times[stage] = round(times.get(stage, 0.0) + seconds, 1)  # resumed stages add up
+    times[stage] = round((0.0 if fresh else times.get(stage, 0.0)) + seconds, 1)
     with open(path, "w") as f:
         json.dump(times, f, indent=2)
 
 
-def run_stage(run, stage, out, explicit):
+def run_stage(run, stage, out, explicit, restarted=False):
     from .stages import align, eval as eval_stage, export, generator, reference, ssl, tokenizer
     modules = {"ssl": ssl, "tokenizer": tokenizer, "reference": reference, "align": align,
                "generator": generator, "eval": eval_stage}
@@ -72,7 +74,7 @@ def run_stage(run, stage, out, explicit):
             export.run(run, out)
         else:
             modules[stage].run(run)
-        record_time(run, stage, time.time() - t0)
+        record_time(run, stage, time.time() - t0, fresh=restarted)
         distributed.barrier(run.dist)
     else:
         run.log.info(f"=== stage {stage}: done already ({run.ckpt_path(stage)}) ===")
@@ -99,7 +101,8 @@ def main(argv=None):
                 run.log.info(f"--restart: removed {path}")
         stages = STAGES if args.stage == "all" else (args.stage,)
         for stage in stages:
-            run_stage(run, stage, out, explicit=args.stage != "all")
+            run_stage(run, stage, out, explicit=args.stage != "all",
+                      restarted=args.restart and args.stage != "all")
     except PipelineError as e:
         print(str(e), file=sys.stderr)
         return 2

@@ -100,3 +100,14 @@ def test_a_finished_stage_asked_for_more_steps_trains_on_from_where_it_stopped(t
     assert ckpt["step"] == 5 and ckpt["done"]
     assert _steps_logged(run_dir, "ssl") == [1, 2, 3, 4, 5]
     assert "resuming from step 3" in open(os.path.join(run_dir, "train.log")).read()
+
+
+def test_stage_times_add_up_over_resumes_and_start_again_on_restart(tmp_path):
+    from types import SimpleNamespace
+    from dmvae.cli import record_time
+    run = SimpleNamespace(dir=str(tmp_path), dist=SimpleNamespace(is_main=True))
+    record_time(run, "generator", 10.0)
+    record_time(run, "generator", 5.0)                  # resumed after a stop
+    assert json.loads((tmp_path / "timings.json").read_text()) == {"generator": 15.0}
+    record_time(run, "generator", 7.0, fresh=True)      # --restart
+    assert json.loads((tmp_path / "timings.json").read_text()) == {"generator": 7.0}
