@@ -39,9 +39,10 @@ function tooLarge(limit: number, actual?: number): ServiceError {
  * not stored, so the client can finish sending and read the 413.
  *
  * With a `budget`, the bytes held count against it until the response is over (the body and
- * what is decoded from it live that long): a declared length is taken up front, a chunked body
- * as it arrives, and past the budget the request gets 503 queue_full, so many concurrent
- * uploads cannot pile up in memory.
+ * what is decoded from it live that long), and past the budget the request gets 503
+ * queue_full, so many concurrent uploads cannot pile up in memory. Bytes are counted as they
+ * arrive, not as declared: connections that declare a large Content-Length and then stall
+ * would otherwise hold the whole budget with no memory behind it, locking everyone out.
  */
 export function readBody(req: Request, limit: number, budget?: RowBudget): Promise<Buffer> {
   const declared = Number(req.get('content-length'));
@@ -65,18 +66,12 @@ export function readBody(req: Request, limit: number, budget?: RowBudget): Promi
       req.resume();
       reject(err);
     };
-    try {
-      if (Number.isFinite(declared) && declared > 0) hold(declared);
-    } catch (err) {
-      refuse(err);
-      return;
-    }
     req.on('data', (chunk: Buffer) => {
       if (failed) return;
       size += chunk.length;
       if (size > limit) return refuse(tooLarge(limit));
       try {
-        if (size > held) hold(size - held); // chunked, or more than it declared
+        hold(chunk.length);
       } catch (err) {
         return refuse(err);
       }

@@ -3,6 +3,7 @@ import type { Response } from 'superagent';
 import { createHttpApp } from '../../src/http/app';
 import { writeNpy } from '../../src/intake';
 import { createLifecycle } from '../../src/lifecycle';
+import { RowBudget } from '../../src/inference/row-budget';
 import { capturingLogger, fakeModel, fakeRegistry, testConfig } from './fake-model';
 
 /** A grey PNG whose pixel (x, y) is f(x, y). */
@@ -29,8 +30,9 @@ export function fakeApp(
   const config = testConfig(env);
   const lifecycle = createLifecycle();
   const registry = fakeRegistry([handle], ready);
-  const app = createHttpApp({ registry, config, logger, lifecycle });
-  return { app, calls, lines, ready, config, handle, lifecycle };
+  const bodyBudget = new RowBudget(config.bodyQueueMaxBytes, 'BODY_QUEUE_MAX_BYTES', 'body bytes');
+  const app = createHttpApp({ registry, config, logger, lifecycle, bodyBudget });
+  return { app, calls, lines, ready, config, handle, lifecycle, bodyBudget };
 }
 
 /** supertest's parser for binary bodies (images, .npy). */

@@ -130,28 +130,36 @@ describe('HTTP over a real socket', () => {
         headers: { 'Content-Type': 'image/png', 'Content-Length': String(length) },
       });
     try {
-      // A slow upload holds its declared 3000 bytes from the start ...
-      const slow = send(3000);
+      // Declaring a size holds nothing: only bytes that arrived count (stalled connections
+      // that declare 16 MB and send 4 bytes must not lock everyone out) ...
+      const stalled = send(4000);
+      stalled.on('error', () => undefined);
+      stalled.write(Buffer.alloc(4, 1));
+      // ... while a slow upload holds the 3000 bytes it has sent
+      const slow = send(4000);
       slow.on('error', () => undefined);
-      slow.write(Buffer.alloc(1000, 1));
-      await new Promise((r) => setTimeout(r, 30));
-      // ... so a second body of 2000 does not fit beside it
+      slow.write(Buffer.alloc(3000, 1));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(small.bodyBudget.inUse).toBe(3004);
+      // so a second body of 2000 does not fit beside them
       const busy = send(2000);
       const refused = reply(busy);
       busy.end(Buffer.alloc(2000, 2));
       const { status, body } = await refused;
       expect(status).toBe(503);
       expect(body).toMatchObject({ code: 'queue_full', setting: 'BODY_QUEUE_MAX_BYTES' });
-      expect(body.detail).toContain('3000 body bytes queued or running');
+      expect(body.detail).toMatch(/^Server busy: \d+ body bytes queued or running/);
       // Once the slow client is gone its bytes are free again: the same body is read (and
       // refused for what it is, not for room).
       slow.destroy();
+      stalled.destroy();
       await new Promise((r) => setTimeout(r, 30));
       const again = send(2000);
       const answered = reply(again);
       again.end(Buffer.alloc(2000, 2));
       const next = await answered;
       expect(next.status).toBe(415);
+      expect(small.bodyBudget.inUse).toBe(0);
     } finally {
       await new Promise<void>((r) => other.close(() => r()));
     }
