@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ServiceError } from './errors';
 
 /**
@@ -20,6 +21,9 @@ export interface LifecycleControl extends Lifecycle {
 /** @example const life = createLifecycle(); life.drain(); ...; life.cancelInFlight(); */
 export function createLifecycle(): LifecycleControl {
   const aborter = new AbortController();
+  // Every request in flight listens here (requestAborter): many listeners are the normal case,
+  // not the leak Node's MaxListenersExceededWarning guesses at past 10.
+  setMaxListeners(0, aborter.signal);
   let draining = false;
   return {
     get draining() {

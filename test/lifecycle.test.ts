@@ -18,6 +18,18 @@ describe('requestAborter', () => {
     });
   });
 
+  it('takes many requests in flight without a MaxListenersExceededWarning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    const lifecycle = createLifecycle();
+    const open = Array.from({ length: 50 }, () => requestAborter(lifecycle));
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on a later tick
+    process.off('warning', onWarning);
+    open.forEach((r) => r.release());
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
   it('leaves nothing on the shutdown signal once released, however many requests came', () => {
     const lifecycle = createLifecycle();
     const open = Array.from({ length: 1000 }, () => requestAborter(lifecycle));
