@@ -1,4 +1,4 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, getMaxListeners } from 'node:events';
 import { createLifecycle, requestAborter } from '../src/lifecycle';
 
 describe('requestAborter', () => {
@@ -18,16 +18,9 @@ describe('requestAborter', () => {
     });
   });
 
-  it('takes many requests in flight without a MaxListenersExceededWarning', async () => {
-    const warnings: Error[] = [];
-    const onWarning = (w: Error) => warnings.push(w);
-    process.on('warning', onWarning);
-    const lifecycle = createLifecycle();
-    const open = Array.from({ length: 50 }, () => requestAborter(lifecycle));
-    await new Promise((r) => setImmediate(r)); // warnings are emitted on a later tick
-    process.off('warning', onWarning);
-    open.forEach((r) => r.release());
-    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  it('takes any number of requests in flight without a MaxListenersExceededWarning', () => {
+    // (jest's sandbox does not pass process warnings on, so the setting itself is checked)
+    expect(getMaxListeners(createLifecycle().signal)).toBe(0); // 0 = unlimited
   });
 
   it('leaves nothing on the shutdown signal once released, however many requests came', () => {
