@@ -33,6 +33,9 @@ export const ERROR_CATALOG = {
   not_ready: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Models not loaded yet' },
   shutting_down: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Server is shutting down' },
   cancelled: { http: 499, grpc: GrpcStatus.CANCELLED, title: 'Request cancelled by the client' },
+  // refused by Node's HTTP parser before a route runs (http/client-error.ts)
+  request_timeout: { http: 408, grpc: GrpcStatus.DEADLINE_EXCEEDED, title: 'Request not received in time' },
+  headers_too_large: { http: 431, grpc: GrpcStatus.INVALID_ARGUMENT, title: 'Request headers too large' },
   // ours
   inference_failed: { http: 500, grpc: GrpcStatus.INTERNAL, title: 'Inference failed' },
   internal: { http: 500, grpc: GrpcStatus.INTERNAL, title: 'Internal error' },

@@ -28,6 +28,8 @@ export function sendProblem(req: Request, res: Response, err: ServiceError): voi
   if (err.code === 'body_too_large' || err.code === 'shutting_down') {
     res.setHeader('Connection', 'close');
   }
+  // Load that passes (a full queue, models still loading): RFC 9110's hint for when to retry.
+  if (err.code === 'queue_full' || err.code === 'not_ready') res.setHeader('Retry-After', '1');
   res
     .status(err.httpStatus)
     .type('application/problem+json')

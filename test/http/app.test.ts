@@ -18,6 +18,7 @@ describe('HTTP app: health, routing, errors, request ids', () => {
     expect(before.body.code).toBe('not_ready');
     const models = await request(app).get('/v1/models').expect(503);
     expect(models.body.code).toBe('not_ready');
+    expect(models.headers['retry-after']).toBe('1');
     ready.value = true;
     const after = await request(app).get('/readyz').expect(200);
     expect(after.body).toEqual({ status: 'ready', models: ['fake'] });

@@ -204,6 +204,7 @@ describe('POST /v1/models/{model}/generate', () => {
       .expect(503);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.body).toMatchObject({ status: 503, code: 'queue_full' });
+    expect(res.headers['retry-after']).toBe('1');
   });
 
   it('answers a failure without streaming as a 500 problem without internals', async () => {
