@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import multer from 'multer';
 import { ServiceError } from '../errors';
 import type { RowBudget } from '../inference/row-budget';
+import { duplicateKey } from './json-keys';
 
 /** The media type of the request without parameters, lower case; '' when absent. */
 export function mediaTypeOf(req: Request): string {
@@ -92,14 +93,28 @@ export function readBody(req: Request, limit: number, budget?: RowBudget): Promi
   });
 }
 
-/** JSON.parse with a 400 that quotes the parser (which names the position). */
+/**
+ * JSON.parse with a 400 that quotes the parser (which names the position), and a 400 for a
+ * key given twice in one object (JSON.parse would keep the last one without a word).
+ */
 export function parseJson(body: Buffer): unknown {
   if (body.length === 0) throw new ServiceError('invalid_request', 'Empty body; expected JSON');
+  const text = body.toString('utf8');
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(text);
   } catch (err) {
     throw new ServiceError('invalid_request', `Malformed JSON: ${(err as Error).message}`);
   }
+  const twice = duplicateKey(text);
+  if (twice !== undefined) {
+    throw new ServiceError(
+      'invalid_request',
+      `JSON key "${twice.slice(0, 100)}" is given twice in one object; give each field once`,
+      { field: twice.slice(0, 100) },
+    );
+  }
+  return value;
 }
 
 export interface MultipartBody {

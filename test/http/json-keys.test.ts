@@ -1,0 +1,42 @@
+import request from 'supertest';
+import { duplicateKey } from '../../src/http/json-keys';
+import { fakeApp } from './helpers';
+
+describe('duplicateKey', () => {
+  it.each([
+    ['{"class": 7, "class": 8}', 'class'],
+    ['{"a": {"b": 1, "b": 2}}', 'b'],
+    ['[{"x": 1}, {"y": 2, "y": 3}]', 'y'],
+    ['{"a\\u0062": 1, "ab": 2}', 'ab'], // the same key, escaped once
+    ['{"a": {"k": 1}, "b": {"k": 2}, "a": 3}', 'a'],
+  ])('finds the repeated key in %s', (text, key) => {
+    expect(duplicateKey(text)).toBe(key);
+  });
+
+  it.each([
+    '{"class": 7, "count": 2}',
+    '[{"k": 1}, {"k": 2}]', // one key in two different objects
+    '{"s": "\\"class\\": 1, \\"class\\": 2", "class": 3}', // keys inside a string value
+    '{"a\\\\": 1, "a": 2}', // an escaped backslash ends the first key
+    '{"images": ["iVBOR==", "iVBOR=="], "x": {}}',
+    '"class"',
+    '[]',
+  ])('finds none in %s', (text) => {
+    expect(duplicateKey(text)).toBeUndefined();
+  });
+});
+
+describe('JSON bodies with a key given twice', () => {
+  it('are refused with 400 naming the key, not read last-wins', async () => {
+    const { app } = fakeApp();
+    const res = await request(app)
+      .post('/v1/models/fake/generate')
+      .type('application/json')
+      .send('{"class": 7, "class": 8, "count": 1}')
+      .expect(400);
+    expect(res.body).toMatchObject({ code: 'invalid_request', field: 'class' });
+    expect(res.body.detail).toBe(
+      'JSON key "class" is given twice in one object; give each field once',
+    );
+  });
+});
