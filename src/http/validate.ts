@@ -20,8 +20,9 @@ export function parseWith<S extends z.ZodType>(
     }
     return { field, message: issue.message };
   });
-  const text = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
-  throw new ServiceError('invalid_request', `Invalid ${where}: ${text}`, { issues });
+  // a problem of the whole value (no field path) is said once, not as "query: query: ..."
+  const text = issues.map((i) => (i.field === where ? i.message : `${i.field}: ${i.message}`));
+  throw new ServiceError('invalid_request', `Invalid ${where}: ${text.join('; ')}`, { issues });
 }
 
 /** Merges an option given in the query and in the body; 400 if both say different things. */

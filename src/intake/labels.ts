@@ -64,5 +64,14 @@ export function resolveClass(value: unknown, classes: ClassInfo[]): number {
     if (!match) throw invalidClass(value, classes, 'no class has this name');
     return match.id;
   }
-  throw invalidClass(value, classes, `a ${value === null ? 'null' : typeof value}`);
+  throw invalidClass(value, classes, kindOf(value));
+}
+
+/** What a JSON value is, with its article: "an object", "an array", "a boolean", "null". */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' || typeof value === 'undefined'
+    ? `an ${typeof value}`
+    : `a ${typeof value}`;
 }

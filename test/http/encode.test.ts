@@ -134,7 +134,7 @@ describe('POST /v1/models/{model}/encode', () => {
       .expect(400);
     expect(query.body.detail).toBe('Query parameter dtype is given 2 times; give it once');
     const unknown = await request(app).post(`${ENCODE}?size=1&size=2`).type('image/png').send(png);
-    expect(unknown.body.detail).toBe('Invalid query: query: unknown field(s) size');
+    expect(unknown.body.detail).toBe('Invalid query: unknown field(s) size');
     expect(calls.encode).toHaveLength(0);
   });
 

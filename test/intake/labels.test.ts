@@ -60,7 +60,9 @@ describe('resolveClass', () => {
     for (const v of [null, undefined, true, {}, [7], '', 'sneakers', 'T-shirt', 'no-such-class']) {
       expect(await reason(v)).toContain(LIST);
     }
-    expect(await reason({ id: 7 })).toMatch(/^class \{"id":7\} is not valid \(a object\)/);
+    expect(await reason({ id: 7 })).toMatch(/^class \{"id":7\} is not valid \(an object\)/);
+    expect(await reason([7])).toMatch(/is not valid \(an array\)/);
+    expect(await reason(true)).toMatch(/is not valid \(a boolean\)/);
   });
 
   test('a long string is shortened in the message and details', async () => {
