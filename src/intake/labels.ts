@@ -67,11 +67,10 @@ export function resolveClass(value: unknown, classes: ClassInfo[]): number {
   throw invalidClass(value, classes, kindOf(value));
 }
 
-/** What a JSON value is, with its article: "an object", "an array", "a boolean", "null". */
+/** What a JSON value is, with its article: "an object", "an array", "a boolean", "missing". */
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'missing';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' || typeof value === 'undefined'
-    ? `an ${typeof value}`
-    : `a ${typeof value}`;
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
