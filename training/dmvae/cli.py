@@ -74,7 +74,9 @@ def run_stage(run, stage, out, explicit, restarted=False):
             export.run(run, out)
         else:
             modules[stage].run(run)
-        record_time(run, stage, time.time() - t0, fresh=restarted)
+        # eval and export measure or write anew each time: their last run is their time
+        record_time(run, stage, time.time() - t0,
+                    fresh=restarted or stage in ("eval", "export"))
         distributed.barrier(run.dist)
     else:
         run.log.info(f"=== stage {stage}: done already ({run.ckpt_path(stage)}) ===")
