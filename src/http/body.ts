@@ -46,6 +46,19 @@ function tooLarge(limit: number, actual?: number): ServiceError {
  * would otherwise hold the whole budget with no memory behind it, locking everyone out.
  */
 export function readBody(req: Request, limit: number, budget?: RowBudget): Promise<Buffer> {
+  // Compressed bodies are not unpacked: read as they are they would be misparsed, or a
+  // mislabelled body taken as it is; either way the client should hear it.
+  const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity' && encoding !== '') {
+    req.resume();
+    return Promise.reject(
+      new ServiceError(
+        'unsupported_media_type',
+        `Content-Encoding ${encoding.slice(0, 40)} is not supported; send the body uncompressed`,
+        { contentEncoding: encoding.slice(0, 40) },
+      ),
+    );
+  }
   const declared = Number(req.get('content-length'));
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();

@@ -26,6 +26,35 @@ describe('duplicateKey', () => {
   });
 });
 
+describe('compressed bodies', () => {
+  it.each(['gzip', 'br', 'deflate'])(
+    'are refused with 415 for Content-Encoding %s',
+    async (enc) => {
+      const { app } = fakeApp();
+      const res = await request(app)
+        .post('/v1/models/fake/generate')
+        .type('application/json')
+        .set('Content-Encoding', enc)
+        .send('{"class": 7}')
+        .expect(415);
+      expect(res.body).toMatchObject({ code: 'unsupported_media_type', contentEncoding: enc });
+      expect(res.body.detail).toBe(
+        `Content-Encoding ${enc} is not supported; send the body uncompressed`,
+      );
+    },
+  );
+
+  it('takes Content-Encoding identity as no encoding', async () => {
+    const { app } = fakeApp();
+    await request(app)
+      .post('/v1/models/fake/generate')
+      .type('application/json')
+      .set('Content-Encoding', 'identity')
+      .send('{"class": 7, "steps": 1}')
+      .expect(200);
+  });
+});
+
 describe('JSON bodies with a key given twice', () => {
   it('are refused with 400 naming the key, not read last-wins', async () => {
     const { app } = fakeApp();
