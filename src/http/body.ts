@@ -47,15 +47,23 @@ function tooLarge(limit: number, actual?: number): ServiceError {
  */
 export function readBody(req: Request, limit: number, budget?: RowBudget): Promise<Buffer> {
   // Compressed bodies are not unpacked: read as they are they would be misparsed, or a
-  // mislabelled body taken as it is; either way the client should hear it.
+  // mislabelled body taken as it is; either way the client should hear it. Node's parser
+  // undoes `chunked` itself but lets other transfer codings (gzip, chunked) through unapplied.
   const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
-  if (encoding !== 'identity' && encoding !== '') {
+  const transfer = (req.get('transfer-encoding') ?? 'chunked').trim().toLowerCase();
+  const coding =
+    encoding !== 'identity' && encoding !== ''
+      ? `Content-Encoding ${encoding.slice(0, 40)}`
+      : transfer !== 'chunked'
+        ? `Transfer-Encoding ${transfer.slice(0, 40)}`
+        : undefined;
+  if (coding) {
     req.resume();
     return Promise.reject(
       new ServiceError(
         'unsupported_media_type',
-        `Content-Encoding ${encoding.slice(0, 40)} is not supported; send the body uncompressed`,
-        { contentEncoding: encoding.slice(0, 40) },
+        `${coding} is not supported; send the body uncompressed`,
+        { contentEncoding: coding.slice(coding.indexOf(' ') + 1) },
       ),
     );
   }
@@ -87,7 +95,7 @@ export function readBody(req: Request, limit: number, budget?: RowBudget): Promi
       try {
         hold(chunk.length);
       } catch (err) {
-        return refuse(err);
+        return refuse(budgetRefusal(err, size, declared));
       }
       chunks.push(chunk);
     });
@@ -104,6 +112,19 @@ export function readBody(req: Request, limit: number, budget?: RowBudget): Promi
     req.on('error', gone);
     req.on('close', gone);
   });
+}
+
+/** queue_full from the body budget, reworded for the upload it stopped (not for one chunk). */
+function budgetRefusal(err: unknown, received: number, declared: number): unknown {
+  if (!(err instanceof ServiceError) || err.code !== 'queue_full') return err;
+  const { limit, queued } = err.details as { limit: number; queued: number };
+  const of = Number.isFinite(declared) ? ` of ${declared}` : '';
+  return new ServiceError(
+    'queue_full',
+    `Server busy: request bodies in memory already hold ${queued} bytes, and this upload ` +
+      `(${received} bytes${of} received) would pass BODY_QUEUE_MAX_BYTES = ${limit}; retry later`,
+    { ...err.details, received },
+  );
 }
 
 /**

@@ -53,6 +53,20 @@ describe('HTTP parser refusals as problem+json', () => {
     expect(reply.body.detail).toMatch(/^Malformed HTTP request: /);
   });
 
+  it('refuses a transfer coding the parser leaves unapplied (gzip, chunked) with 415', async () => {
+    const body = '{"class": 7}';
+    const reply = await raw(
+      'POST /v1/models/fake/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n' +
+        'Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n' +
+        `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+    );
+    expect(reply.status).toBe(415);
+    expect(reply.body).toMatchObject({ code: 'unsupported_media_type' });
+    expect(reply.body.detail).toBe(
+      'Transfer-Encoding gzip, chunked is not supported; send the body uncompressed',
+    );
+  });
+
   it('answers an upload slower than the request timeout with 408 request_timeout', async () => {
     const reply = await raw(
       'POST /v1/models/fake/encode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc',

@@ -148,7 +148,9 @@ describe('HTTP over a real socket', () => {
       const { status, body } = await refused;
       expect(status).toBe(503);
       expect(body).toMatchObject({ code: 'queue_full', setting: 'BODY_QUEUE_MAX_BYTES' });
-      expect(body.detail).toMatch(/^Server busy: \d+ body bytes queued or running/);
+      expect(body.detail).toMatch(
+        /^Server busy: request bodies in memory already hold \d+ bytes, and this upload \(\d+ bytes of 2000 received\) would pass BODY_QUEUE_MAX_BYTES = 4096; retry later$/,
+      );
       // Once the slow client is gone its bytes are free again: the same body is read (and
       // refused for what it is, not for room).
       slow.destroy();
