@@ -90,6 +90,8 @@ const SETTINGS = {
   MAX_GENERATE_COUNT: [int(1, 100_000), '64'],
   MAX_STEPS: [int(1, 10_000), '250'],
   REQUEST_TIMEOUT_MS: [int(0), '120000'],
+  // Wall time one generation may run, queueing included (0 = no limit)
+  GENERATE_TIMEOUT_MS: [int(0), '300000'],
   SHUTDOWN_TIMEOUT_MS: [int(0), '10000'],
   LOG_LEVEL: [z.enum(LOG_LEVELS), 'info'],
 } as const;
@@ -125,6 +127,7 @@ export interface Config {
   readonly maxGenerateCount: number;
   readonly maxSteps: number;
   readonly requestTimeoutMs: number;
+  readonly generateTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
 }
@@ -223,6 +226,7 @@ function toConfig(p: Parsed): Config {
     maxGenerateCount: p.MAX_GENERATE_COUNT,
     maxSteps: p.MAX_STEPS,
     requestTimeoutMs: p.REQUEST_TIMEOUT_MS,
+    generateTimeoutMs: p.GENERATE_TIMEOUT_MS,
     shutdownTimeoutMs: p.SHUTDOWN_TIMEOUT_MS,
     logLevel: p.LOG_LEVEL,
   };

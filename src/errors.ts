@@ -30,6 +30,7 @@ export const ERROR_CATALOG = {
   not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND, title: 'Not found' },
   method_not_allowed: { http: 405, grpc: GrpcStatus.UNIMPLEMENTED, title: 'Method not allowed' },
   queue_full: { http: 503, grpc: GrpcStatus.RESOURCE_EXHAUSTED, title: 'Server busy: queue full' },
+  generation_timeout: { http: 503, grpc: GrpcStatus.DEADLINE_EXCEEDED, title: 'Generation ran past its time limit' },
   not_ready: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Models not loaded yet' },
   shutting_down: { http: 503, grpc: GrpcStatus.UNAVAILABLE, title: 'Server is shutting down' },
   cancelled: { http: 499, grpc: GrpcStatus.CANCELLED, title: 'Request cancelled by the client' },
@@ -47,15 +48,17 @@ export type LogLevel = 'info' | 'warn' | 'error';
 
 /**
  * The level of a request's log line, by how it ended: our own faults are errors; load
- * shedding (queue_full) and diverged sampling are warnings for operators; the rest - client
- * mistakes, cancelled calls, not_ready while loading, shutting_down - info, since they are
- * expected.
+ * shedding (queue_full, generation_timeout) and diverged sampling are warnings for operators;
+ * the rest - client mistakes, cancelled calls, not_ready while loading, shutting_down - info,
+ * since they are expected.
  */
+const WARN_CODES: readonly ErrorCode[] = ['queue_full', 'generation_timeout', 'generation_diverged'];
+
 export function logLevelOf(code: ErrorCode | undefined, status = 200): LogLevel {
   if (code === undefined) return status >= 500 ? 'error' : 'info';
   if (code === 'internal' || code === 'inference_failed') return 'error';
   // A diverged generation is the client's parameters or a weak model: operators should see it.
-  return code === 'queue_full' || code === 'generation_diverged' ? 'warn' : 'info';
+  return WARN_CODES.includes(code) ? 'warn' : 'info';
 }
 
 /** The one error type the service throws on purpose; transports map it via ERROR_CATALOG. */

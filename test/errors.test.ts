@@ -12,6 +12,7 @@ describe('logLevelOf', () => {
     expect(Object.keys(levels).filter((c) => levels[c] === 'warn')).toEqual([
       'generation_diverged',
       'queue_full',
+      'generation_timeout',
     ]);
     expect(levels.not_ready).toBe('info');
     expect(levels.cancelled).toBe('info');

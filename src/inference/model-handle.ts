@@ -34,6 +34,8 @@ export interface HandleParts {
    */
   generationBudget: RowBudget;
   limits: GenerateLimits;
+  /** GENERATE_TIMEOUT_MS: wall time one generation may take, queueing included; 0 = none. */
+  generateTimeoutMs: number;
   logger: Logger;
 }
 
@@ -104,6 +106,7 @@ export class OnnxModelHandle implements ModelHandle {
     const rows = rowsPerEvaluation(count, params.cfgScale);
     this.parts.generationBudget.acquire(rows);
     const started = performance.now();
+    const limited = this.withTimeLimit(signal, params);
     try {
       const normalised = await sample({
         noise: latentNoise(params.seed, count, this.latentSize),
@@ -116,14 +119,14 @@ export class OnnxModelHandle implements ModelHandle {
         cfgInterval: params.cfgInterval,
         shift: params.shift,
         onProgress,
-        signal,
+        signal: limited.signal,
         velocity: async (x, t, y) => {
           const v = await this.predictVelocity(
             { data: x, shape: [t.length, ...this.latentShape] },
             t,
             y,
             {
-              signal,
+              signal: limited.signal,
               reserved: true,
             },
           );
@@ -146,15 +149,52 @@ export class OnnxModelHandle implements ModelHandle {
         data: normalised,
         shape: [count, ...this.latentShape],
       });
-      const images = await this.decodeRaw(latents, { signal, reserved: true }, (row) =>
-        diverged(`sample ${row} decodes to non-finite pixel values`),
+      const images = await this.decodeRaw(
+        latents,
+        { signal: limited.signal, reserved: true },
+        (row) => diverged(`sample ${row} decodes to non-finite pixel values`),
       );
       const ms = Math.round(performance.now() - started);
       this.parts.logger.debug({ model: this.name, ...params, ms }, 'generated');
       return { latents, images };
     } finally {
+      limited.dispose();
       this.parts.generationBudget.release(rows);
     }
+  }
+
+  /**
+   * The caller's signal, also aborted with generation_timeout once GENERATE_TIMEOUT_MS has
+   * passed: the sampler stops at its next evaluation, so a long request cannot hold its rows
+   * of the generation budget for ever. `dispose` must run when the generation ends.
+   */
+  private withTimeLimit(signal: AbortSignal | undefined, params: GenerateParams) {
+    const controller = new AbortController();
+    const follow = () => controller.abort(signal?.reason);
+    if (signal?.aborted) follow();
+    signal?.addEventListener('abort', follow, { once: true });
+    const ms = this.parts.generateTimeoutMs;
+    const timer =
+      ms > 0
+        ? setTimeout(() => {
+            const what = `${params.count} images, ${params.steps} ${params.method} steps`;
+            controller.abort(
+              new ServiceError(
+                'generation_timeout',
+                `Generation (${what}) ran past GENERATE_TIMEOUT_MS = ${ms} ms, waiting for ` +
+                  'the queue included; ask for fewer images or steps, or retry when less busy',
+                { limit: ms, setting: 'GENERATE_TIMEOUT_MS' },
+              ),
+            );
+          }, ms)
+        : undefined;
+    return {
+      signal: controller.signal,
+      dispose: () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', follow);
+      },
+    };
   }
 
   /**

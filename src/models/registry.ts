@@ -258,6 +258,7 @@ export class Registry implements ModelRegistry {
       },
       generationBudget: budgets.generation,
       limits: { maxGenerateCount: config.maxGenerateCount, maxSteps: config.maxSteps },
+      generateTimeoutMs: config.generateTimeoutMs,
       logger,
     });
   }

@@ -196,6 +196,33 @@ describe('generate', () => {
   });
 });
 
+describe('GENERATE_TIMEOUT_MS', () => {
+  let limited: Registry;
+  beforeAll(async () => {
+    limited = new Registry({
+      config: testConfig({ GENERATE_TIMEOUT_MS: '300', MAX_STEPS: '250' }),
+      logger: captureLogger('info').logger,
+    });
+    await limited.load();
+  });
+  afterAll(() => limited.close());
+
+  test('stops a generation past its time limit with generation_timeout and frees its rows', async () => {
+    const handle = limited.list()[0];
+    const steps: number[] = [];
+    const started = performance.now();
+    const long = handle.generate(params({ count: 4, steps: 250 }), (p) => steps.push(p.step));
+    await expect(long).rejects.toMatchObject({
+      code: 'generation_timeout',
+      message: expect.stringContaining('GENERATE_TIMEOUT_MS = 300 ms'),
+    });
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(steps.length).toBeLessThan(250); // it stopped between steps, not at the end
+    // its rows went back to the budget: a short generation is served at once
+    await expect(handle.generate(params({ count: 4, steps: 2 }))).resolves.toBeDefined();
+  });
+});
+
 describe('latent normalisation', () => {
   test('normalize then denormalize gives the latents back', () => {
     const raw = latents(2);
