@@ -45,23 +45,27 @@ export function shuttingDown(what = 'no new requests are taken'): ServiceError {
 }
 
 /**
- * A request's own AbortController (client gone, deadline), also aborted by the server's
- * shutdown. `release` must run when the request ends: it unhooks the request from the
- * long-lived shutdown signal. (AbortSignal.any is not used: on Node 20 every signal it makes
- * stays reachable from its long-lived source - measured here at ~1.2 KB a request, for good.)
+ * A new AbortController that also aborts, with the same reason, when `parent` does. `release`
+ * must run when the child's work ends: it unhooks the child from the parent. (AbortSignal.any
+ * is not used: on Node 20 every signal it makes stays reachable from a long-lived source -
+ * measured here at ~1.2 KB a request, for good.)
  */
-export function requestAborter(lifecycle?: Lifecycle): {
+export function linkedAborter(parent?: AbortSignal): {
   controller: AbortController;
   release: () => void;
 } {
   const controller = new AbortController();
-  const shutdown = lifecycle?.signal;
-  if (!shutdown) return { controller, release: () => undefined };
-  if (shutdown.aborted) {
-    controller.abort(shutdown.reason);
+  if (!parent) return { controller, release: () => undefined };
+  if (parent.aborted) {
+    controller.abort(parent.reason);
     return { controller, release: () => undefined };
   }
-  const onShutdown = () => controller.abort(shutdown.reason);
-  shutdown.addEventListener('abort', onShutdown, { once: true });
-  return { controller, release: () => shutdown.removeEventListener('abort', onShutdown) };
+  const follow = () => controller.abort(parent.reason);
+  parent.addEventListener('abort', follow, { once: true });
+  return { controller, release: () => parent.removeEventListener('abort', follow) };
+}
+
+/** A request's own AbortController (client gone, deadline), also aborted at shutdown. */
+export function requestAborter(lifecycle?: Lifecycle) {
+  return linkedAborter(lifecycle?.signal);
 }

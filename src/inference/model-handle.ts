@@ -1,4 +1,5 @@
 import { ServiceError } from '../errors';
+import { linkedAborter } from '../lifecycle';
 import type { Logger } from '../logger';
 import { firstOutside, LATENT_LIMIT, latentInterval } from '../models/latent-range';
 import type { Manifest } from '../models/manifest';
@@ -169,10 +170,7 @@ export class OnnxModelHandle implements ModelHandle {
    * of the generation budget for ever. `dispose` must run when the generation ends.
    */
   private withTimeLimit(signal: AbortSignal | undefined, params: GenerateParams) {
-    const controller = new AbortController();
-    const follow = () => controller.abort(signal?.reason);
-    if (signal?.aborted) follow();
-    signal?.addEventListener('abort', follow, { once: true });
+    const { controller, release } = linkedAborter(signal);
     const ms = this.parts.generateTimeoutMs;
     const timer =
       ms > 0
@@ -192,7 +190,7 @@ export class OnnxModelHandle implements ModelHandle {
       signal: controller.signal,
       dispose: () => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', follow);
+        release();
       },
     };
   }
