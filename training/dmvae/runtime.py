@@ -36,7 +36,7 @@ class Run:
             os.makedirs(os.path.join(run_dir, "metrics"), exist_ok=True)
             with open(os.path.join(run_dir, "config.json"), "w") as f:
                 json.dump(config_mod.to_dict(cfg), f, indent=2)
-        self.log = make_logger(run_dir if self.dist.is_main else None)
+        self.log = make_logger(run_dir if self.dist.is_main else None, self.dist.rank)
 
     # --- metrics -------------------------------------------------------------------------------
     def metric(self, stage, step, **values):
@@ -107,14 +107,17 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def make_logger(run_dir):
+def make_logger(run_dir, rank=0):
+    """Rank 0 logs to stdout and train.log; other ranks print only their warnings and errors,
+    tagged with the rank, so a torchrun console is not N copies of one log."""
     log = logging.getLogger("dmvae")
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     log.propagate = False
     for h in list(log.handlers):
         log.removeHandler(h)
         h.close()
-    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    tag = "" if rank == 0 else f"[rank {rank}] "
+    fmt = logging.Formatter(f"%(asctime)s {tag}%(message)s", "%H:%M:%S")
     stream = logging.StreamHandler(sys.stdout)
     stream.setFormatter(fmt)
     log.addHandler(stream)
