@@ -50,7 +50,7 @@ export interface ImageHeader {
 /** The decoder's message, short and single-line, for a client-facing error. */
 function decoderMessage(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return text.replace(/\s+/g, ' ').trim().slice(0, 200) || 'the decoder gave no reason';
 }
 
 function decodeError(err: unknown, format: string, stage: string, seconds = 0): ServiceError {

@@ -1,18 +1,25 @@
 import { ServiceError } from '../errors';
 import type { ImageSpec, PreparedImage, ResizePolicy, Tensor } from '../types';
+import { inspectContainer } from './container';
 import { decodeToRgb, readImageHeader, type ImageHeader } from './decoder';
 import { readExifOrientation } from './exif';
-import { checkGeometry, DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MIN_SIDE } from './geometry';
-import { repairMissingEoi } from './jpeg-eoi';
+import {
+  checkGeometry,
+  checkPixelCount,
+  DEFAULT_MAX_ASPECT_RATIO,
+  DEFAULT_MIN_SIDE,
+} from './geometry';
+import { repairMissingEoi } from './jpeg-structure';
 import { rgbToTensor } from './pixels';
 import { sniffImageFormat } from './sniff';
 
 /**
  * One image body (from any transport) -> the encoder's input. Order matters:
  *   1. sniff the format from the bytes (415 / 400 before any parser runs)
- *   2. read the header only; refuse pixel floods and bad geometry (413 / 422) before decoding
- *   3. decode frame 1 upright, flatten alpha onto white, sRGB, resize (422 if corrupt)
- *   4. reduce to the model's channel count and map to [-1, 1]
+ *   2. walk the container's structure: a flood is 413, then truncated or damaged data 422
+ *   3. read the header only; refuse pixel floods and bad geometry (413 / 422) before decoding
+ *   4. decode frame 1 upright, flatten alpha onto white, sRGB, resize (422 if corrupt)
+ *   5. reduce to the model's channel count and map to [-1, 1]
  * The policies are listed in docs/input-policy.md.
  */
 
@@ -66,6 +73,13 @@ export async function prepareImage(
   const warnings: string[] = [];
   const anomalies: string[] = [];
 
+  const container = inspectContainer(body, format);
+  if (container.width > 0 && container.height > 0) {
+    checkPixelCount(container.width, container.height, opts.maxPixels);
+  }
+  if (container.fault) throw container.fault;
+  anomalies.push(...container.notes);
+
   if (format === 'jpeg') {
     const repair = repairMissingEoi(body);
     body = repair.bytes;
@@ -81,10 +95,11 @@ export async function prepareImage(
 
   const orientation = orientationAnomaly(header);
   if (orientation) anomalies.push(orientation);
-  if (header.frames > 1) {
+  const frames = Math.max(header.frames, container.frames ?? 1);
+  if (frames > 1) {
     warnings.push(
-      `animated ${format.toUpperCase()} has ${header.frames} frames: only frame 1 is used ` +
-        `(frames ignored: ${header.frames - 1})`,
+      `animated ${format.toUpperCase()} has ${frames} frames: only frame 1 is used ` +
+        `(frames ignored: ${frames - 1})`,
     );
   }
   if (header.hasAlpha) warnings.push('transparent pixels composited onto white');
@@ -108,7 +123,7 @@ export async function prepareImage(
     sourceWidth: header.orientedWidth,
     sourceHeight: header.orientedHeight,
     sourceFormat: format,
-    frames: header.frames,
+    frames,
     warnings: [...anomalies, ...warnings],
   };
 }

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { jpegEnding, repairMissingEoi } from '../../src/intake/jpeg-eoi';
+import { jpegEnding, repairMissingEoi } from '../../src/intake/jpeg-structure';
 import { atSize, caseBytes, describeCases, rejection, toLevels } from './helpers';
 
 /**

@@ -1,0 +1,135 @@
+/**
+ * JPEG marker structure, read before any decoder runs: one walk over the segments and scans
+ * answers two questions libjpeg cannot answer for us.
+ *
+ * 1. Does the file end without its EOI marker (FF D9)? Some encoders and upload paths drop the
+ *    last two bytes of an otherwise complete file; libjpeg then reports "premature end of JPEG
+ *    image", which sharp's failOn: 'warning' turns into an error - exactly as for a file cut
+ *    mid-scan. If the file is single-scan sequential (SOF0/SOF1, one SOS covering every
+ *    component) and ends inside that scan's entropy-coded data, FF D9 is appended and the file
+ *    decoded under the same strict failOn: if bytes are really missing, the decoder meets the
+ *    marker before the last MCU and still fails. Other files missing EOI are refused.
+ *
+ * 2. Do the scans code every coefficient of every component to full precision? A progressive
+ *    (or multi-scan sequential) file cut between two scans, with EOI put back, is structurally
+ *    valid and decodes without a warning at lower quality, or with a channel missing. Each DCT
+ *    coefficient k of component c must be coded by some scan with Al = 0 (its last bit).
+ */
+
+const EOI = Buffer.from([0xff, 0xd9]);
+const SOS = 0xda;
+const SEQUENTIAL_SOF = new Set([0xc0, 0xc1]);
+/** DCT frames whose scans we can account for: sequential and progressive, Huffman or arithmetic. */
+const DCT_SOF = new Set([0xc0, 0xc1, 0xc2, 0xc9, 0xca]);
+const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+const isStandalone = (m: number) => (m >= 0xd0 && m <= 0xd7) || m === 0x01; // RSTn, TEM
+
+type Ending = 'complete' | 'missing-eoi-repairable' | 'missing-eoi' | 'unknown';
+
+interface Scan {
+  components: number[];
+  /** Spectral selection start / end and successive-approximation low bit. */
+  ss: number;
+  se: number;
+  al: number;
+}
+
+interface JpegWalk {
+  ending: Ending;
+  sof: number;
+  /** Component ids of the frame (from the first SOF). */
+  components: number[];
+  scans: Scan[];
+}
+
+/** Skips a scan's entropy-coded data: it runs until a marker other than FF 00 or RSTn. */
+function skipEntropyCoded(bytes: Buffer, pos: number): number {
+  while (pos < bytes.length) {
+    if (bytes[pos] === 0xff && pos + 1 < bytes.length) {
+      const next = bytes[pos + 1];
+      if (next === 0x00 || (next >= 0xd0 && next <= 0xd7) || next === 0xff) {
+        pos += next === 0xff ? 1 : 2;
+        continue;
+      }
+      break;
+    }
+    pos++;
+  }
+  return pos;
+}
+
+function walkJpeg(bytes: Buffer): JpegWalk {
+  const walk: JpegWalk = { ending: 'unknown', sof: -1, components: [], scans: [] };
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return walk;
+  let pos = 2;
+  while (pos < bytes.length) {
+    if (bytes[pos] !== 0xff) return walk;
+    while (pos < bytes.length && bytes[pos] === 0xff) pos++; // fill bytes
+    if (pos >= bytes.length) return walk;
+    const marker = bytes[pos++];
+    if (marker === 0xd9) return { ...walk, ending: 'complete' };
+    if (isStandalone(marker)) continue;
+    if (pos + 2 > bytes.length) return walk;
+    const length = bytes.readUInt16BE(pos);
+    if (length < 2 || pos + length > bytes.length) return walk;
+    if (isSof(marker) && walk.sof === -1 && length >= 8) {
+      walk.sof = marker;
+      const count = bytes[pos + 7];
+      for (let i = 0; i < count && 8 + 3 * i < length; i++) {
+        walk.components.push(bytes[pos + 8 + 3 * i]);
+      }
+    }
+    if (marker === SOS && length >= 3) {
+      const count = bytes[pos + 2];
+      const components: number[] = [];
+      for (let i = 0; i < count && 3 + 2 * i < length; i++) components.push(bytes[pos + 3 + 2 * i]);
+      const tail = pos + 3 + 2 * count;
+      if (tail + 3 <= pos + length) {
+        walk.scans.push({ components, ss: bytes[tail], se: bytes[tail + 1], al: bytes[tail + 2] & 15 });
+      }
+      pos = skipEntropyCoded(bytes, pos + length);
+      if (pos >= bytes.length) break;
+      continue;
+    }
+    pos += length;
+  }
+  const last = walk.scans[walk.scans.length - 1];
+  const single =
+    walk.scans.length === 1 &&
+    SEQUENTIAL_SOF.has(walk.sof) &&
+    last.components.length === walk.components.length;
+  return { ...walk, ending: single ? 'missing-eoi-repairable' : 'missing-eoi' };
+}
+
+/** Where a JPEG's structure ends: with an EOI, inside scan data, or somewhere we cannot tell. */
+export function jpegEnding(bytes: Buffer): Ending {
+  return walkJpeg(bytes).ending;
+}
+
+/** The bytes with FF D9 appended when the policy above allows it; otherwise unchanged. */
+export function repairMissingEoi(bytes: Buffer): { bytes: Buffer; repaired: boolean } {
+  if (jpegEnding(bytes) !== 'missing-eoi-repairable') return { bytes, repaired: false };
+  return { bytes: Buffer.concat([bytes, EOI]), repaired: true };
+}
+
+/**
+ * Names the first coefficient no scan codes to full precision, e.g. "component 2, coefficient
+ * 6", or undefined when the scans are complete (or the frame type is not one we account for).
+ */
+export function missingCoefficients(bytes: Buffer): string | undefined {
+  const walk = walkJpeg(bytes);
+  if (!DCT_SOF.has(walk.sof) || walk.components.length === 0) return undefined;
+  const done = new Map(walk.components.map((id) => [id, new Uint8Array(64)]));
+  for (const scan of walk.scans) {
+    if (scan.al !== 0) continue;
+    for (const id of scan.components) {
+      const coded = done.get(id);
+      for (let k = scan.ss; coded && k <= Math.min(scan.se, 63); k++) coded[k] = 1;
+    }
+  }
+  for (const [index, id] of walk.components.entries()) {
+    const k = done.get(id)!.indexOf(0);
+    if (k !== -1) return `coefficient ${k} of component ${index + 1} (id ${id})`;
+  }
+  return undefined;
+}

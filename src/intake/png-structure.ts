@@ -1,0 +1,70 @@
+import { crc32 } from 'node:zlib';
+import type { ContainerReport } from './container';
+
+/**
+ * PNG chunk structure, read before any decoder runs. libvips' PNG loader checks the CRCs of
+ * the critical chunks only and stops reading at the last IDAT, so a file cut before IEND, or
+ * with a damaged ancillary chunk, decodes without a warning. Here every chunk must be whole,
+ * every CRC right, and the file must reach IEND (bytes after IEND are ignored).
+ *
+ * Animated PNG (APNG): an acTL chunk before IDAT. When an fcTL comes before the first IDAT, the
+ * default image is the animation's frame 1 and is used, as for GIF and WebP; otherwise frame 1
+ * lives in fdAT chunks, which the decoder cannot read, and the image is refused.
+ */
+
+const SIGNATURE_BYTES = 8;
+
+export class PngUnsupported extends Error {}
+
+export function inspectPng(bytes: Buffer): ContainerReport {
+  const notes: string[] = [];
+  let pos = SIGNATURE_BYTES;
+  let width = 0;
+  let height = 0;
+  let animationFrames = 0;
+  let frameControlBeforeData = false;
+  let seenData = false;
+  let index = 0;
+  for (;;) {
+    if (pos + 8 > bytes.length) {
+      throw new Error(`file ends at byte ${bytes.length} before the IEND chunk (truncated)`);
+    }
+    const length = bytes.readUInt32BE(pos);
+    const type = bytes.subarray(pos + 4, pos + 8).toString('latin1');
+    if (!/^[A-Za-z]{4}$/.test(type)) {
+      throw new Error(`chunk ${index} at byte ${pos} has no valid type (${JSON.stringify(type)})`);
+    }
+    const end = pos + 12 + length;
+    if (length > 0x7fffffff || end > bytes.length) {
+      throw new Error(`${type} chunk at byte ${pos} runs past the end of the file (truncated)`);
+    }
+    const stored = bytes.readUInt32BE(end - 4);
+    if (crc32(bytes.subarray(pos + 4, end - 4)) !== stored) {
+      throw new Error(`${type} chunk at byte ${pos} has a bad CRC`);
+    }
+    const data = bytes.subarray(pos + 8, end - 4);
+    if (index === 0) {
+      if (type !== 'IHDR' || length < 8) throw new Error(`first chunk is ${type}, not IHDR`);
+      [width, height] = [data.readUInt32BE(0), data.readUInt32BE(4)];
+    }
+    if (type === 'IEND') break;
+    if (type === 'IDAT') seenData = true;
+    if (type === 'acTL' && !seenData && length >= 4) animationFrames = data.readUInt32BE(0);
+    if (type === 'fcTL' && !seenData) frameControlBeforeData = true;
+    if (type === 'eXIf' && seenData) {
+      notes.push('PNG eXIf chunk after the image data is ignored (PNG puts it before IDAT)');
+    }
+    if (type === 'eXIf' && data.subarray(0, 6).toString('latin1') === 'Exif\0\0') {
+      notes.push('PNG eXIf chunk starts with a JPEG "Exif" header, which PNG does not allow: ignored');
+    }
+    pos = end;
+    index++;
+  }
+  if (animationFrames > 0 && !frameControlBeforeData) {
+    throw new PngUnsupported(
+      "animated PNG whose still (default) image is not the animation's frame 1; " +
+        'send frame 1 as a still PNG',
+    );
+  }
+  return { width, height, frames: Math.max(1, animationFrames), notes };
+}

@@ -1,0 +1,306 @@
+import { crc32 } from 'node:zlib';
+import sharp from 'sharp';
+import { countLzwPixels } from '../../src/intake/gif-structure';
+import { missingCoefficients } from '../../src/intake/jpeg-structure';
+import { atSize, rejection, toLevels } from './helpers';
+
+/**
+ * The container walk (src/intake/container.ts): files libvips decodes without a warning
+ * although data is missing - a GIF whose frame data ends early, a PNG cut before IEND or with
+ * a damaged chunk, a progressive JPEG cut between scans with EOI put back - are 422
+ * corrupt_image; intact files of every shape still pass, and floods stay 413.
+ */
+
+const noise = (width: number, height: number, channels: 1 | 3 | 4, seed = 1) => {
+  const data = Buffer.alloc(width * height * channels);
+  let s = seed;
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    data[i] = s >>> 24;
+  }
+  return sharp(data, { raw: { width, height, channels } });
+};
+
+// --- GIF --------------------------------------------------------------------------------------
+
+/** Byte ranges of the first frame's LZW sub-blocks: [start of the code-size byte, terminator]. */
+function firstFrameData(gif: Buffer): { codeSize: number; blocks: number[]; end: number } {
+  let pos = 13 + (gif[10] & 0x80 ? 3 << ((gif[10] & 7) + 1) : 0);
+  while (gif[pos] === 0x21) {
+    pos += 2;
+    while (gif[pos] !== 0) pos += gif[pos] + 1;
+    pos++;
+  }
+  expect(gif[pos]).toBe(0x2c);
+  const local = gif[pos + 9];
+  pos += 10 + (local & 0x80 ? 3 << ((local & 7) + 1) : 0);
+  const codeSize = gif[pos++];
+  const blocks: number[] = [];
+  while (gif[pos] !== 0) {
+    blocks.push(pos);
+    pos += gif[pos] + 1;
+  }
+  return { codeSize, blocks, end: pos };
+}
+
+describe('GIF: frame 1 must code all its pixels', () => {
+  const shapes: Array<[number, number]> = [
+    [1, 1],
+    [3, 5],
+    [64, 64],
+    [300, 200],
+  ];
+
+  test.each(shapes)('intact %ix%i GIFs (noise, flat, interlaced) are accepted', async (w, h) => {
+    const variants = [
+      await noise(w, h, 3).gif().toBuffer(),
+      await noise(w, h, 1).gif({ progressive: true }).toBuffer(),
+      await sharp({ create: { width: w, height: h, channels: 3, background: '#3a6' } })
+        .gif()
+        .toBuffer(),
+      await noise(w, h, 4).gif().toBuffer(),
+    ];
+    for (const gif of variants) await expect(atSize(gif, w, h)).resolves.toBeDefined();
+  });
+
+  test('a frame cut after any sub-block, then closed with a terminator and trailer, is 422', async () => {
+    const gif = await noise(128, 128, 3).gif().toBuffer();
+    const { blocks } = firstFrameData(gif);
+    expect(blocks.length).toBeGreaterThan(4);
+    for (const cut of [1, 2, Math.floor(blocks.length / 2), blocks.length - 1]) {
+      const closed = Buffer.concat([gif.subarray(0, blocks[cut]), Buffer.from([0x00, 0x3b])]);
+      const err = await rejection(() => atSize(closed, 128, 128));
+      expect([cut, err.code, err.message]).toEqual([
+        cut,
+        'corrupt_image',
+        expect.stringMatching(/frame 1's data codes \d+ of its 128x128 = 16384 pixels/),
+      ]);
+    }
+  });
+
+  test('a file cut anywhere is 422, never accepted', async () => {
+    const gif = await noise(64, 64, 3).gif().toBuffer();
+    for (let cut = 14; cut < gif.length; cut += Math.ceil(gif.length / 40)) {
+      const err = await rejection(() => atSize(gif.subarray(0, cut), 64, 64));
+      expect([cut, err.httpStatus]).toEqual([cut, 422]);
+    }
+    const noTrailer = gif.subarray(0, gif.length - 1);
+    expect((await rejection(() => atSize(noTrailer, 64, 64))).code).toBe('corrupt_image');
+  });
+
+  /** A 2-colour GIF whose LZW stream is clear, `pixels` literal codes, end (3-bit codes). */
+  function tinyGif(width: number, height: number, pixels: number): Buffer {
+    const codes = [4, ...Array.from({ length: pixels }, (_, i) => i % 2), 5];
+    let bits = 0;
+    let held = 0;
+    let size = 3;
+    let next = 6;
+    const out: number[] = [];
+    codes.forEach((code, i) => {
+      bits |= code << held;
+      held += size;
+      while (held >= 8) {
+        out.push(bits & 0xff);
+        bits >>>= 8;
+        held -= 8;
+      }
+      // the decoder adds a table entry per code after the first literal
+      if (i >= 2 && code !== 5 && next < 4096 && ++next === 1 << size && size < 12) size++;
+    });
+    if (held > 0) out.push(bits & 0xff);
+    const blocks: number[] = [];
+    for (let i = 0; i < out.length; i += 255) {
+      const part = out.slice(i, i + 255);
+      blocks.push(part.length, ...part);
+    }
+    const u16 = (v: number) => [v & 0xff, v >> 8];
+    return Buffer.from([
+      ...Buffer.from('GIF89a'),
+      ...u16(width), ...u16(height), 0x80, 0, 0, // screen, global table of 2
+      0, 0, 0, 255, 255, 255,
+      0x2c, 0, 0, 0, 0, ...u16(width), ...u16(height), 0,
+      2, ...blocks, 0, 0x3b,
+    ]); // prettier-ignore
+  }
+
+  test('LZW data that ends early (end code after N of the pixels) is 422 for every N', async () => {
+    expect(countLzwPixels(tinyGif(8, 8, 64).subarray(32), 2, 64)).toBeLessThanOrEqual(64);
+    await expect(atSize(tinyGif(8, 8, 64), 8, 8)).resolves.toBeDefined();
+    for (const pixels of [0, 1, 8, 32, 63]) {
+      const err = await rejection(() => atSize(tinyGif(8, 8, pixels), 8, 8));
+      expect([pixels, err.code]).toEqual([pixels, 'corrupt_image']);
+    }
+  });
+
+  test('a tiny file claiming a frame at the pixel limit is refused without decoding it', async () => {
+    const claim = tinyGif(5000, 5000, 1); // 25,000,000 pixels: at the limit, 1 of them coded
+    const started = process.hrtime.bigint();
+    const err = await rejection(() => atSize(claim, 28, 28));
+    expect(err.code).toBe('corrupt_image');
+    expect(err.message).toContain('codes 1 of its 5000x5000');
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(1000);
+    // over the limit it is a flood first: 413, whatever the body
+    const flood = tinyGif(6000, 6000, 1);
+    expect((await rejection(() => atSize(flood, 28, 28))).code).toBe('image_too_large');
+  });
+});
+
+// --- PNG --------------------------------------------------------------------------------------
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** Splits a PNG into [signature, chunks...] so tests can rebuild it. */
+function pngChunks(png: Buffer): Buffer[] {
+  const parts = [png.subarray(0, 8)];
+  for (let pos = 8; pos < png.length; ) {
+    const end = pos + 12 + png.readUInt32BE(pos);
+    parts.push(png.subarray(pos, end));
+    pos = end;
+  }
+  return parts;
+}
+
+const chunkType = (chunk: Buffer) => chunk.subarray(4, 8).toString('latin1');
+const u32s = (...values: number[]) => {
+  const b = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => b.writeUInt32BE(v, i * 4));
+  return b;
+};
+/** fcTL for a full-size frame: sequence, width, height, x, y, delay 1/10, dispose, blend. */
+const fcTL = (seq: number, w: number, h: number) =>
+  pngChunk('fcTL', Buffer.concat([u32s(seq, w, h, 0, 0), Buffer.from([0, 1, 0, 10, 0, 0])]));
+
+describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
+  let png: Buffer;
+  beforeAll(async () => {
+    png = await noise(40, 30, 3).png().withMetadata({ density: 96 }).toBuffer();
+  });
+
+  test('the intact file, and one with bytes after IEND, are accepted', async () => {
+    await expect(atSize(png, 40, 30)).resolves.toBeDefined();
+    const trailing = Buffer.concat([png, Buffer.from('after the end')]);
+    await expect(atSize(trailing, 40, 30)).resolves.toBeDefined();
+  });
+
+  test('a cut anywhere is 422, including the ones that only lose IEND', async () => {
+    const cuts = [png.length - 1, png.length - 6, png.length - 12, png.length - 13, 40, 20];
+    for (let cut = 33; cut < png.length; cut += 97) cuts.push(cut);
+    for (const cut of cuts) {
+      const err = await rejection(() => atSize(png.subarray(0, cut), 40, 30));
+      expect([cut, err.code]).toEqual([cut, 'corrupt_image']);
+    }
+  });
+
+  test('one flipped byte in any chunk, ancillary ones too, is 422 naming the chunk', async () => {
+    const withText = pngChunks(png);
+    withText.splice(2, 0, pngChunk('tEXt', Buffer.from('Comment\0hello')));
+    const source = Buffer.concat(withText);
+    let pos = 8;
+    for (const chunk of pngChunks(source).slice(1)) {
+      const damaged = Buffer.from(source);
+      damaged[pos + 8 + Math.floor((chunk.length - 12) / 2)] ^= 0x01; // inside data, or the CRC for IEND
+      const err = await rejection(() => atSize(damaged, 40, 30));
+      expect([chunkType(chunk), err.code]).toEqual([chunkType(chunk), 'corrupt_image']);
+      expect(err.message).toContain(chunkType(chunk));
+      pos += chunk.length;
+    }
+  });
+
+  test('an APNG whose default image is frame 1 is accepted as frame 1, with a warning', async () => {
+    const [signature, ihdr, ...rest] = pngChunks(png);
+    const animated = Buffer.concat([
+      signature,
+      ihdr,
+      pngChunk('acTL', u32s(3, 0)),
+      fcTL(0, 40, 30),
+      ...rest,
+    ]);
+    const image = await atSize(animated, 40, 30, 3);
+    const still = await atSize(png, 40, 30, 3);
+    expect(toLevels(image.data)).toEqual(toLevels(still.data));
+    expect(image.frames).toBe(3);
+    expect(image.warnings).toContain('animated PNG has 3 frames: only frame 1 is used (frames ignored: 2)');
+  });
+
+  test('an APNG whose default image is not part of the animation is 415', async () => {
+    const [signature, ihdr, ...rest] = pngChunks(png);
+    const iend = rest.pop()!;
+    const frame = await noise(40, 30, 3, 7).png().toBuffer();
+    const idat = pngChunks(frame).find((c) => chunkType(c) === 'IDAT')!;
+    const fdat = pngChunk('fdAT', Buffer.concat([u32s(1), idat.subarray(8, idat.length - 4)]));
+    const hidden = Buffer.concat([
+      signature,
+      ihdr,
+      pngChunk('acTL', u32s(1, 0)),
+      ...rest,
+      fcTL(0, 40, 30),
+      fdat,
+      iend,
+    ]);
+    const err = await rejection(() => atSize(hidden, 40, 30));
+    expect([err.code, err.httpStatus]).toEqual(['unsupported_image_format', 415]);
+  });
+
+  test('an orientation the decoder ignores (eXIf after IDAT, or with an "Exif" prefix) is warned about', async () => {
+    const exif = Buffer.from('4d4d002a000000080001011200030000000100060000000000000000', 'hex');
+    const chunks = pngChunks(png);
+    const iend = chunks.pop()!;
+    const late = Buffer.concat([...chunks, pngChunk('eXIf', exif), iend]);
+    const image = await atSize(late, 40, 30);
+    expect([image.sourceWidth, image.sourceHeight]).toEqual([40, 30]);
+    expect(image.warnings.join()).toMatch(/eXIf chunk after the image data is ignored/);
+
+    const [signature, ihdr, ...rest] = pngChunks(png);
+    const prefixed = pngChunk('eXIf', Buffer.concat([Buffer.from('Exif\0\0'), exif]));
+    const early = await atSize(Buffer.concat([signature, ihdr, prefixed, ...rest]), 40, 30);
+    expect([early.sourceWidth, early.sourceHeight]).toEqual([40, 30]);
+    expect(early.warnings.join()).toMatch(/JPEG "Exif" header/);
+  });
+});
+
+// --- JPEG -------------------------------------------------------------------------------------
+
+describe('JPEG: the scans must code every coefficient to its last bit', () => {
+  const sosOffsets = (jpeg: Buffer) => {
+    const found: number[] = [];
+    for (let at = jpeg.indexOf(Buffer.from([0xff, 0xda])); at !== -1; ) {
+      found.push(at);
+      at = jpeg.indexOf(Buffer.from([0xff, 0xda]), at + 2);
+    }
+    return found;
+  };
+
+  test.each([1, 3] as const)(
+    'a progressive file (%i channel) cut before any of its scans, EOI put back, is 422',
+    async (channels) => {
+      const jpeg = await noise(64, 48, channels).jpeg({ progressive: true, quality: 90 }).toBuffer();
+      expect(missingCoefficients(jpeg)).toBeUndefined();
+      await expect(atSize(jpeg, 64, 48)).resolves.toBeDefined();
+      const scans = sosOffsets(jpeg);
+      expect(scans.length).toBeGreaterThan(3);
+      for (const sos of scans.slice(1)) {
+        const cut = Buffer.concat([jpeg.subarray(0, sos), Buffer.from([0xff, 0xd9])]);
+        const err = await rejection(() => atSize(cut, 64, 48));
+        expect([sos, err.code, err.message]).toEqual([
+          sos,
+          'corrupt_image',
+          expect.stringMatching(/scans stop before coefficient \d+ of component \d/),
+        ]);
+      }
+    },
+  );
+
+  test('baseline files, grey and colour, pass the scan check', async () => {
+    for (const channels of [1, 3] as const) {
+      const jpeg = await noise(33, 17, channels).jpeg({ quality: 75 }).toBuffer();
+      expect(missingCoefficients(jpeg)).toBeUndefined();
+    }
+  });
+});
