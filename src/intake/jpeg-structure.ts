@@ -85,7 +85,12 @@ function walkJpeg(bytes: Buffer): JpegWalk {
       for (let i = 0; i < count && 3 + 2 * i < length; i++) components.push(bytes[pos + 3 + 2 * i]);
       const tail = pos + 3 + 2 * count;
       if (tail + 3 <= pos + length) {
-        walk.scans.push({ components, ss: bytes[tail], se: bytes[tail + 1], al: bytes[tail + 2] & 15 });
+        walk.scans.push({
+          components,
+          ss: bytes[tail],
+          se: bytes[tail + 1],
+          al: bytes[tail + 2] & 15,
+        });
       }
       pos = skipEntropyCoded(bytes, pos + length);
       if (pos >= bytes.length) break;

@@ -55,7 +55,9 @@ export function inspectPng(bytes: Buffer): ContainerReport {
       notes.push('PNG eXIf chunk after the image data is ignored (PNG puts it before IDAT)');
     }
     if (type === 'eXIf' && data.subarray(0, 6).toString('latin1') === 'Exif\0\0') {
-      notes.push('PNG eXIf chunk starts with a JPEG "Exif" header, which PNG does not allow: ignored');
+      notes.push(
+        'PNG eXIf chunk starts with a JPEG "Exif" header, which PNG does not allow: ignored',
+      );
     }
     pos = end;
     index++;

@@ -159,7 +159,7 @@ function pngChunk(type: string, data: Buffer): Buffer {
 /** Splits a PNG into [signature, chunks...] so tests can rebuild it. */
 function pngChunks(png: Buffer): Buffer[] {
   const parts = [png.subarray(0, 8)];
-  for (let pos = 8; pos < png.length; ) {
+  for (let pos = 8; pos < png.length;) {
     const end = pos + 12 + png.readUInt32BE(pos);
     parts.push(png.subarray(pos, end));
     pos = end;
@@ -226,7 +226,9 @@ describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
     const still = await atSize(png, 40, 30, 3);
     expect(toLevels(image.data)).toEqual(toLevels(still.data));
     expect(image.frames).toBe(3);
-    expect(image.warnings).toContain('animated PNG has 3 frames: only frame 1 is used (frames ignored: 2)');
+    expect(image.warnings).toContain(
+      'animated PNG has 3 frames: only frame 1 is used (frames ignored: 2)',
+    );
   });
 
   test('an APNG whose default image is not part of the animation is 415', async () => {
@@ -270,7 +272,7 @@ describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
 describe('JPEG: the scans must code every coefficient to its last bit', () => {
   const sosOffsets = (jpeg: Buffer) => {
     const found: number[] = [];
-    for (let at = jpeg.indexOf(Buffer.from([0xff, 0xda])); at !== -1; ) {
+    for (let at = jpeg.indexOf(Buffer.from([0xff, 0xda])); at !== -1;) {
       found.push(at);
       at = jpeg.indexOf(Buffer.from([0xff, 0xda]), at + 2);
     }
@@ -280,7 +282,9 @@ describe('JPEG: the scans must code every coefficient to its last bit', () => {
   test.each([1, 3] as const)(
     'a progressive file (%i channel) cut before any of its scans, EOI put back, is 422',
     async (channels) => {
-      const jpeg = await noise(64, 48, channels).jpeg({ progressive: true, quality: 90 }).toBuffer();
+      const jpeg = await noise(64, 48, channels)
+        .jpeg({ progressive: true, quality: 90 })
+        .toBuffer();
       expect(missingCoefficients(jpeg)).toBeUndefined();
       await expect(atSize(jpeg, 64, 48)).resolves.toBeDefined();
       const scans = sosOffsets(jpeg);
