@@ -85,11 +85,14 @@ export function decodeBase64(text: string, opts: DecodeBase64Options = {}): Deco
   const field = opts.field ?? 'image';
   let start = 0;
   let declaredType: string | undefined;
-  if (/^\s*data:/i.test(text)) {
+  // Only the whitespace the payload may hold (space, tab, CR, LF) may precede a data URL:
+  // \s would also let no-break spaces, BOMs and line separators through.
+  const dataUrl = /^[ \t\r\n]*data:/i.exec(text);
+  if (dataUrl) {
     if (!opts.allowDataUrl) {
       throw invalid(field, 'a data URL is not accepted here; send plain base64', { position: 0 });
     }
-    const leading = text.length - text.trimStart().length;
+    const leading = dataUrl[0].length - 'data:'.length;
     const split = splitDataUrl(text.slice(leading), field);
     start = leading + split.start;
     declaredType = split.declaredType;

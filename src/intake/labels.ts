@@ -55,17 +55,25 @@ export function resolveClass(value: unknown, classes: ClassInfo[]): number {
     return match.id;
   }
   if (typeof value === 'string') {
-    const wanted = value.trim();
+    const wanted = asciiTrim(value);
     if (/^[+-]?\d+(\.\d*)?$/.test(wanted)) {
       throw invalidClass(value, classes, 'a numeric string; send ids as JSON numbers');
     }
-    const lower = wanted.toLowerCase();
-    const match = wanted && classes.find((c) => c.name.toLowerCase() === lower);
+    const lower = asciiLower(wanted);
+    const match = wanted && classes.find((c) => asciiLower(c.name) === lower);
     if (!match) throw invalidClass(value, classes, 'no class has this name');
     return match.id;
   }
   throw invalidClass(value, classes, kindOf(value));
 }
+
+/**
+ * Trimming and case folding touch ASCII only: Unicode folding maps look-alikes onto letters
+ * (the Kelvin sign U+212A lower-cases to "k", so "Snea\u212Aer" would be class 7), and
+ * String.trim() would drop no-break spaces and BOMs a client never meant as part of a name.
+ */
+const asciiTrim = (text: string) => text.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
+const asciiLower = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
 
 /** What a JSON value is, with its article: "an object", "an array", "a boolean", "missing". */
 function kindOf(value: unknown): string {

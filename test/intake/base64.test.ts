@@ -141,6 +141,21 @@ describe('decodeBase64 rules', () => {
     expect(notAllowed.message).toMatch(/data URL is not accepted here/);
   });
 
+  test('only space, tab, CR and LF may precede a data URL', async () => {
+    const payload = Buffer.from('PNG bytes').toString('base64');
+    expect(decodeImage(` \r\n\tdata:image/png;base64,${payload}`).bytes.toString()).toBe(
+      'PNG bytes',
+    );
+    for (const lead of ['\u00a0', '\ufeff', '\u2028', '\u000b', '\u3000']) {
+      const err = await rejection(() => decodeImage(`${lead}data:image/png;base64,${payload}`));
+      expect([JSON.stringify(lead), err.code, err.details.position]).toEqual([
+        JSON.stringify(lead),
+        'invalid_base64',
+        0,
+      ]);
+    }
+  });
+
   test('positions in a data URL count the prefix', async () => {
     const err = await rejection(() => decodeImage('data:image/png;base64,QUJD$'));
     expect(err.details.position).toBe(26);

@@ -65,6 +65,23 @@ describe('resolveClass', () => {
     expect(await reason(true)).toMatch(/is not valid \(a boolean\)/);
   });
 
+  test('look-alikes and Unicode spaces never match a name (only ASCII is folded or trimmed)', async () => {
+    const lookAlikes = [
+      'Snea\u212Aer', // Kelvin sign: lower-cases to an ASCII k
+      'An\u212Ale boot',
+      'Sne\u0430ker', // Cyrillic a
+      '\u00a0Sneaker', // no-break space
+      'Sneaker\ufeff', // byte-order mark
+      'Sneaker\u2028', // line separator
+      '\uff33neaker', // full-width S
+    ];
+    for (const v of lookAlikes) {
+      expect([v, await reason(v)]).toEqual([v, expect.stringMatching(/no class has this name/)]);
+    }
+    const accented = [{ id: 0, name: 'Café' }];
+    expect(resolveClass(' café\n', accented)).toBe(0);
+  });
+
   test('a long string is shortened in the message and details', async () => {
     const err = await rejection(() => resolveClass('x'.repeat(10_000), FMNIST_CLASSES));
     expect(err.message.length).toBeLessThan(400);
