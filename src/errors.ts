@@ -61,6 +61,19 @@ export function logLevelOf(code: ErrorCode | undefined, status = 200): LogLevel 
   return WARN_CODES.includes(code) ? 'warn' : 'info';
 }
 
+/**
+ * Longest message a client gets back. Messages quote client input (a model name, a dtype, a
+ * JSON key); unbounded, a 100 KB name became a gRPC trailer larger than the peer's header
+ * limit, and the call never completed.
+ */
+export const MAX_MESSAGE_CHARS = 2000;
+
+/** `text` cut to `max` characters, saying how much was left out. */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max)}... (${text.length - max} more characters)`;
+}
+
 /** The one error type the service throws on purpose; transports map it via ERROR_CATALOG. */
 export class ServiceError extends Error {
   readonly code: ErrorCode;
@@ -68,7 +81,7 @@ export class ServiceError extends Error {
   readonly details: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
-    super(message);
+    super(clip(message, MAX_MESSAGE_CHARS));
     this.name = 'ServiceError';
     this.code = code;
     this.details = details;

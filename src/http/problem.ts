@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { ServiceError, toServiceError } from '../errors';
+import { clip, ServiceError, toServiceError } from '../errors';
 import { stateOf } from './request-context';
 
 /** RFC 9457 problem type for a catalog code; a URN, so nobody expects to dereference it. */
@@ -7,10 +7,29 @@ export function problemType(code: string): string {
   return `urn:dmvae:problem:${code}`;
 }
 
+/** Bounds on the detail fields that echo client input (unknown JSON keys, dtypes, names). */
+const MAX_DETAIL_STRING = 256;
+const MAX_DETAIL_ITEMS = 1000;
+
+/** A copy of `value` with long strings cut and long arrays shortened, so a reply stays small. */
+function bounded(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return clip(value, MAX_DETAIL_STRING);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 4) return '...';
+  if (Array.isArray(value)) {
+    const kept = value.slice(0, MAX_DETAIL_ITEMS).map((v) => bounded(v, depth + 1));
+    const left = value.length - kept.length;
+    return left > 0 ? [...kept, `... (${left} more)`] : kept;
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [clip(k, MAX_DETAIL_STRING), bounded(v, depth + 1)]),
+  );
+}
+
 /** The problem+json document for an error; internals of non-ServiceErrors never leak. */
 export function problemDocument(err: ServiceError, req: Request, requestId: string) {
   return {
-    ...err.details,
+    ...(bounded(err.details) as Record<string, unknown>),
     type: problemType(err.code),
     title: err.title,
     status: err.httpStatus,

@@ -301,3 +301,29 @@ describe('gRPC cancellation and deadlines', () => {
     expect(fake.calls.lastSignal?.aborted).toBe(true);
   });
 });
+
+describe('gRPC errors that quote long client input', () => {
+  const fake = fakeModel('fake', { slowMs: 0 });
+  let g: Awaited<ReturnType<typeof startGrpc>>;
+  beforeAll(async () => {
+    const config = testConfig({ MAX_BODY_BYTES: String(4 * 1024 * 1024) });
+    const { logger } = capturingLogger();
+    g = await startGrpc({ registry: fakeRegistry([fake.handle]), config, logger });
+  });
+  afterAll(() => g.close());
+
+  // A 200 KB name quoted whole made a trailer past the client's header limit: the call hung.
+  it('answers a 200 KB model name or dtype at once, with the value shortened', async () => {
+    const long = 'x'.repeat(200_000);
+    const deadline = () => ({ deadline: Date.now() + 5000 });
+    const missing = await call(g.client, 'GetModel', { model: long }, deadline()).catch((e) => e);
+    expect(missing.code).toBe(grpc.status.NOT_FOUND);
+    expect(missing.details.length).toBeLessThan(2100);
+    expect(missing.details).toMatch(/more characters\)/);
+    const encode = { model: 'fake', images: [Buffer.from('x')], dtype: long };
+    const badDtype = await call(g.client, 'Encode', encode, deadline()).catch((e) => e);
+    expect(badDtype.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(badDtype.details.length).toBeLessThan(2100);
+    expect((await call(g.client, 'ListModels', {}, deadline())).models).toHaveLength(1);
+  });
+});

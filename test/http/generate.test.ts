@@ -16,6 +16,23 @@ export function sseEvents(text: string): { event: string; data: any }[] {
 }
 
 describe('POST /v1/models/{model}/generate', () => {
+  it('keeps a refusal small when it quotes huge client input (keys, many fields)', async () => {
+    const { app } = fakeApp();
+    const hugeKey = JSON.stringify({ class: 7, ['k'.repeat(1_000_000)]: 1 });
+    const many = JSON.stringify(
+      Object.fromEntries([['class', 7], ...Array.from({ length: 20_000 }, (_, i) => [`f${i}`, 1])]),
+    );
+    for (const body of [hugeKey, many]) {
+      const res = await request(app)
+        .post(GENERATE)
+        .set('Content-Type', 'application/json')
+        .send(body)
+        .expect(400);
+      expect(res.body.code).toBe('invalid_request');
+      expect(res.text.length).toBeLessThan(80_000);
+    }
+  });
+
   it('fills in defaults, echoes every parameter, picks a random seed', async () => {
     const { app, calls } = fakeApp();
     const res = await request(app).post(GENERATE).send({ class: 7 }).expect(200);
