@@ -3,6 +3,7 @@ import { requestIdOf } from '../api/request-id';
 import { logLevelOf, ServiceError, toServiceError, type ErrorCode } from '../errors';
 import { requestAborter, type Lifecycle } from '../lifecycle';
 import type { Logger } from '../logger';
+import { SERVICE_NAME, UnreadableRequest } from './proto';
 
 /** Per-call state, the gRPC twin of http/request-context. */
 export interface CallState {
@@ -77,6 +78,18 @@ export function startCall(call: AnyCall, rpc: string, { logger, lifecycle }: Cal
   return { state, finish };
 }
 
+/** The call's request message; invalid_request (INVALID_ARGUMENT) when its bytes were not one. */
+export function requestOf<Req>(call: { request: Req }, rpc: string): Req {
+  const request: unknown = call.request;
+  if (request instanceof UnreadableRequest) {
+    throw new ServiceError(
+      'invalid_request',
+      `request is not a valid ${SERVICE_NAME}.${rpc} protobuf message: ${request.reason}`,
+    );
+  }
+  return call.request;
+}
+
 /**
  * Wraps an async unary handler: exactly one callback, with the catalog status on failure.
  * (Returning right after the error callback avoids the double-callback bug.)
@@ -88,14 +101,16 @@ export function unary<Req, Res>(
 ): grpc.handleUnaryCall<Req, Res> {
   return function handleUnary(call, callback) {
     const ctx = startCall(call as AnyCall, rpc, env);
-    run(call.request, ctx.state).then(
-      (reply) => {
-        const status = ctx.finish();
-        callback(null, reply, status.metadata);
-      },
-      (err: unknown) => {
-        callback(ctx.finish(err));
-      },
-    );
+    Promise.resolve()
+      .then(() => run(requestOf(call, rpc), ctx.state))
+      .then(
+        (reply) => {
+          const status = ctx.finish();
+          callback(null, reply, status.metadata);
+        },
+        (err: unknown) => {
+          callback(ctx.finish(err));
+        },
+      );
   };
 }

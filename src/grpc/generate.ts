@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { imagesToFiles } from '../api/decode';
 import { resolveGenerateParams, seedFromText, type GenerateFields } from '../api/generate';
 import { DEFAULT_FORMAT, MEDIA_TYPES } from '../api/options';
-import { startCall } from './call-context';
+import { requestOf, startCall } from './call-context';
 import { formatFromProto, samplerFromProto, samplerToProto } from './enums';
 import { modelFor, type GrpcDeps } from './deps';
 import { tensorToMessage } from './tensor';
@@ -66,7 +66,7 @@ export function generateHandler(
     const ctx = startCall(call, 'Generate', deps);
     const { state } = ctx;
     const run = async () => {
-      const request = call.request;
+      const request = requestOf(call, 'Generate');
       const handle = modelFor(deps, request.model, state);
       const params = resolveGenerateParams(handle, fieldsOf(request), deps.config);
       state.images = params.count;

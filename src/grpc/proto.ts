@@ -22,10 +22,30 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_DIR],
 };
 
+/**
+ * Stands in for a request whose bytes are not a valid protobuf message. grpc-js answers a
+ * deserializer's exception with INTERNAL, as if the fault were ours; the handlers turn this
+ * marker into INVALID_ARGUMENT instead (see requestOf).
+ */
+export class UnreadableRequest {
+  constructor(readonly reason: string) {}
+}
+
 export function loadDmvaeService(): grpc.ServiceDefinition {
   const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
   const pkg = grpc.loadPackageDefinition(definition) as unknown as {
     dmvae: { v1: { Dmvae: grpc.ServiceClientConstructor } };
   };
-  return pkg.dmvae.v1.Dmvae.service;
+  const service = pkg.dmvae.v1.Dmvae.service;
+  for (const method of Object.values(service)) {
+    const deserialize = method.requestDeserialize;
+    method.requestDeserialize = function readRequest(bytes: Buffer) {
+      try {
+        return deserialize(bytes);
+      } catch (err) {
+        return new UnreadableRequest(err instanceof Error ? err.message : String(err));
+      }
+    };
+  }
+  return service;
 }

@@ -252,7 +252,11 @@ describe('gRPC Generate failing mid-stream', () => {
   it('sends the progress so far, then INTERNAL with no internals, exactly once', async () => {
     const fake = fakeModel('fake', { failGenerateAt: 3 });
     const { logger, lines } = capturingLogger();
-    const g = await startGrpc({ registry: fakeRegistry([fake.handle]), config: testConfig(), logger });
+    const g = await startGrpc({
+      registry: fakeRegistry([fake.handle]),
+      config: testConfig(),
+      logger,
+    });
     try {
       const { messages, error } = await collect(
         g.client.Generate({ model: 'fake', classId: '1', seed: '1' }),
@@ -325,5 +329,54 @@ describe('gRPC errors that quote long client input', () => {
     expect(badDtype.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(badDtype.details.length).toBeLessThan(2100);
     expect((await call(g.client, 'ListModels', {}, deadline())).models).toHaveLength(1);
+  });
+});
+
+describe('gRPC requests whose bytes are not a protobuf message', () => {
+  const fake = fakeModel('fake', { slowMs: 0 });
+  let g: Awaited<ReturnType<typeof startGrpc>>;
+  beforeAll(async () => {
+    const { logger } = capturingLogger();
+    g = await startGrpc({ registry: fakeRegistry([fake.handle]), config: testConfig(), logger });
+  });
+  afterAll(() => g.close());
+
+  const raw = (x: Buffer) => x;
+  // a field of wire type 7 (there is none); a varint that never ends; JSON text
+  const garbage = [
+    Buffer.from([0x0a, 0x01, 0x61, 0x0f]),
+    Buffer.alloc(12, 0xff),
+    Buffer.from('{"model": "fake"}'),
+  ];
+
+  it.each(['GetModel', 'Encode', 'Decode', 'ListModels'])(
+    '%s answers INVALID_ARGUMENT',
+    async (rpc) => {
+      for (const bytes of garbage) {
+        const err = await new Promise<grpc.ServiceError>((resolve) =>
+          g.client.makeUnaryRequest(`/dmvae.v1.Dmvae/${rpc}`, raw, raw, bytes, (e: any) =>
+            resolve(e),
+          ),
+        );
+        expect([rpc, err?.code]).toEqual([rpc, grpc.status.INVALID_ARGUMENT]);
+        expect(err.details).toMatch(
+          new RegExp(`not a valid dmvae.v1.Dmvae.${rpc} protobuf message`),
+        );
+        expect(err.metadata.get('error-code')).toEqual(['invalid_request']);
+      }
+    },
+  );
+
+  it('Generate (a stream) answers INVALID_ARGUMENT before any message', async () => {
+    const stream = g.client.makeServerStreamRequest(
+      '/dmvae.v1.Dmvae/Generate',
+      raw,
+      raw,
+      garbage[0],
+    );
+    const { messages, error } = await collect(stream);
+    expect(messages).toEqual([]);
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await call(g.client, 'GetModel', { model: 'fake' })).name).toBe('fake');
   });
 });
