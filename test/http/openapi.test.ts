@@ -1,26 +1,26 @@
 import fs from 'node:fs';
+import { parse } from 'yaml';
 import { ERROR_CATALOG } from '../../src/errors';
 import { OPENAPI_PATH } from '../../src/http/app';
 import { fakeApp } from './helpers';
 
-/** openapi.yaml must describe exactly what the app serves: no route missing, none invented. */
+/**
+ * openapi.yaml must be a document tools can load (parsed here by a YAML parser, strictly), and
+ * describe exactly what the app serves: no route missing, none invented.
+ */
 describe('openapi.yaml against the app', () => {
   const text = fs.readFileSync(OPENAPI_PATH, 'utf8');
-  const lines = text.split('\n');
+  const doc = parse(text, { strict: true, uniqueKeys: true, prettyErrors: true });
+  const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
-  /** "METHOD /path" for every operation under `paths:` (2-space path keys, 4-space methods). */
   function documentedOperations(): string[] {
-    const start = lines.indexOf('paths:');
-    const end = lines.findIndex((l, i) => i > start && /^\S/.test(l));
-    const ops: string[] = [];
-    let path = '';
-    for (const line of lines.slice(start + 1, end)) {
-      const p = /^ {2}(\/\S*):$/.exec(line);
-      if (p) path = p[1];
-      const m = /^ {4}(get|post|put|patch|delete):$/.exec(line);
-      if (m) ops.push(`${m[1].toUpperCase()} ${path}`);
-    }
-    return ops.sort();
+    return Object.entries(doc.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([path, item]) =>
+        Object.keys(item)
+          .filter((key) => METHODS.includes(key))
+          .map((method) => `${method.toUpperCase()} ${path}`),
+      )
+      .sort();
   }
 
   function servedOperations(): string[] {
@@ -36,19 +36,23 @@ describe('openapi.yaml against the app', () => {
       .sort();
   }
 
+  it('is OpenAPI 3 and every $ref points at something in the document', () => {
+    expect(doc.openapi).toMatch(/^3\./);
+    const refs = [...text.matchAll(/\$ref: '#\/([^']+)'/g)].map((m) => m[1]);
+    expect(refs.length).toBeGreaterThan(10);
+    for (const ref of refs) {
+      const target = ref.split('/').reduce((node: any, key) => node?.[key], doc);
+      expect([ref, target === undefined]).toEqual([ref, false]);
+    }
+  });
+
   it('lists every route and method the app serves, and no other', () => {
     expect(documentedOperations()).toEqual(servedOperations());
     expect(servedOperations()).toHaveLength(8);
   });
 
   it('lists exactly the error codes of the catalog', () => {
-    const start = lines.findIndex((l) => /^ {8}code:$/.test(l));
-    const codes: string[] = [];
-    for (const line of lines.slice(start + 3)) {
-      const m = /^ {12}- (\w+)$/.exec(line);
-      if (!m) break;
-      codes.push(m[1]);
-    }
-    expect(codes.sort()).toEqual(Object.keys(ERROR_CATALOG).sort());
+    const codes: string[] = doc.components.schemas.Problem.properties.code.enum;
+    expect([...codes].sort()).toEqual(Object.keys(ERROR_CATALOG).sort());
   });
 });
