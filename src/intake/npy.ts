@@ -1,7 +1,7 @@
 import { ServiceError } from '../errors';
 import type { Tensor } from '../types';
 import { decodeFloat16, encodeFloat16 } from './float16';
-import { parsePyLiteral, PyLiteralError, type PyValue } from './py-literal';
+import { isPyList, parsePyLiteral, PyLiteralError, type PyValue } from './py-literal';
 
 /**
  * NumPy .npy files (format versions 1.0, 2.0, 3.0) for latents.
@@ -42,7 +42,7 @@ function readHeader(bytes: Buffer): NpyHeader {
     });
   }
   const major = bytes[6];
-  if (major < 1 || major > 3) {
+  if (major < 1 || major > 3 || bytes[7] !== 0) {
     throw bad(`has format version ${major}.${bytes[7]}; versions 1.0-3.0 are read`);
   }
   const lengthBytes = major === 1 ? 2 : 4;
@@ -73,7 +73,7 @@ function readHeader(bytes: Buffer): NpyHeader {
   }
   const { descr, fortran_order: fortranOrder, shape } = dict;
   if (typeof fortranOrder !== 'boolean') throw bad('header fortran_order is not True/False');
-  if (!Array.isArray(shape) || shape.length > MAX_DIMS || !shape.every(isDim)) {
+  if (!Array.isArray(shape) || isPyList(shape) || shape.length > MAX_DIMS || !shape.every(isDim)) {
     throw bad(`header shape ${JSON.stringify(shape)} is not a tuple of non-negative integers`);
   }
   if (typeof descr !== 'string') {

@@ -6,6 +6,10 @@
 
 export type PyValue = string | number | boolean | null | PyValue[] | { [key: string]: PyValue };
 
+/** Arrays parsed from [...] rather than (...): .npy shapes must be tuples. */
+const LISTS = new WeakSet<PyValue[]>();
+export const isPyList = (value: PyValue): boolean => Array.isArray(value) && LISTS.has(value);
+
 export class PyLiteralError extends Error {}
 
 const MAX_DEPTH = 16;
@@ -80,9 +84,12 @@ export function parsePyLiteral(text: string): PyValue {
       pos++;
       const { items, comma } = parseItems(ch === '(' ? ')' : ']', () => parseValue(depth + 1));
       // '(5)' is just 5 in Python; '(5,)' and '()' are tuples.
-      return ch === '(' && items.length === 1 && !comma ? items[0] : items;
+      if (ch === '(' && items.length === 1 && !comma) return items[0];
+      if (ch === '[') LISTS.add(items);
+      return items;
     }
-    const word = /^(-?\d+|True|False|None)/.exec(text.slice(pos, pos + 32));
+    // Python 3 has no leading zeros on integers ('007' is a syntax error).
+    const word = /^(-?(?:0|[1-9]\d*)|True|False|None)/.exec(text.slice(pos, pos + 32));
     if (!word) return fail('unexpected character ' + JSON.stringify(ch ?? 'end of header'));
     pos += word[0].length;
     if (word[0] === 'True') return true;

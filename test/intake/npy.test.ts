@@ -166,6 +166,16 @@ describe('malformed .npy files are 400 invalid_latent with the reason', () => {
     ['unterminated', withHeader("{'descr': '<f4"), /unterminated string/],
     ['not a dict', withHeader('(1, 2)'), /header is not a dict/],
     [
+      'shape as a list (numpy writes and reads tuples only)',
+      withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': [24], }"),
+      /shape \[24\] is not a tuple/,
+    ],
+    [
+      'a dim with a leading zero (not a Python integer)',
+      withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (024,), }"),
+      /expected ','/,
+    ],
+    [
       'huge dim',
       withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }"),
       /too large|expected/,
@@ -174,6 +184,21 @@ describe('malformed .npy files are 400 invalid_latent with the reason', () => {
     const err = await rejection(() => parseNpy(bytes));
     expect(err.code).toBe('invalid_latent');
     expect(err.message).toMatch(message);
+  });
+
+  test('format versions other than 1.0, 2.0 and 3.0 are refused (1.9, 4.0)', async () => {
+    for (const [major, minor] of [
+      [1, 9],
+      [4, 0],
+      [0, 0],
+    ]) {
+      const bytes = Buffer.from(
+        withHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (24,), }"),
+      );
+      [bytes[6], bytes[7]] = [major, minor];
+      const err = await rejection(() => parseNpy(bytes));
+      expect(err.message).toMatch(new RegExp(`format version ${major}.${minor}; versions 1.0-3.0`));
+    }
   });
 
   test('shape (24) without a comma is the integer 24, not a tuple: refused', async () => {
