@@ -157,12 +157,6 @@ export interface MultipartBody {
   fields: Record<string, string | string[]>;
 }
 
-const MULTER_CODES: Record<string, ServiceError['code']> = {
-  LIMIT_FILE_COUNT: 'too_many_items',
-  LIMIT_PART_COUNT: 'too_many_items',
-  LIMIT_FILE_SIZE: 'body_too_large',
-};
-
 /**
  * Parses an already-read multipart body (so the byte limit is the one readBody applied) into
  * its file parts in order and its text fields.
@@ -179,7 +173,7 @@ export function parseMultipart(
       files: limits.maxFiles,
       fileSize: limits.maxBytes,
       fields: limits.maxFields,
-      fieldSize: 1024,
+      fieldSize: MAX_FIELD_BYTES,
       parts: limits.maxFiles + limits.maxFields,
     },
     streamHandler: (_req: unknown, busboy: NodeJS.WritableStream) => feedInSlices(body, busboy),
@@ -187,7 +181,7 @@ export function parseMultipart(
 
   return new Promise((resolve, reject) => {
     upload(req, res, (err?: unknown) => {
-      if (err) return reject(multipartError(err, limits.maxFiles));
+      if (err) return reject(multipartError(err, limits));
       const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map((f) => f.buffer);
       const fields: MultipartBody['fields'] = {};
       for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
@@ -226,15 +220,45 @@ function feedInSlices(body: Buffer, sink: NodeJS.WritableStream): void {
   next();
 }
 
-function multipartError(err: unknown, maxFiles: number): ServiceError {
-  if (err instanceof multer.MulterError) {
-    const code = MULTER_CODES[err.code] ?? 'invalid_request';
-    const detail =
-      code === 'too_many_items'
-        ? `More than MAX_IMAGES_PER_REQUEST = ${maxFiles} images in one request`
-        : `Malformed multipart body: ${err.message}`;
-    return new ServiceError(code, detail, code === 'too_many_items' ? { limit: maxFiles } : {});
-  }
+const MAX_FIELD_BYTES = 1024;
+
+/** multer's limit errors, each named with its limit; anything else is a malformed body. */
+function multipartError(err: unknown, limits: { maxFiles: number; maxFields: number }) {
   if (err instanceof ServiceError) return err;
+  const code = err instanceof multer.MulterError ? err.code : undefined;
+  const { maxFiles, maxFields } = limits;
+  switch (code) {
+    case 'LIMIT_FILE_COUNT':
+      return new ServiceError(
+        'too_many_items',
+        `More than MAX_IMAGES_PER_REQUEST = ${maxFiles} images in one request`,
+        { limit: maxFiles },
+      );
+    case 'LIMIT_PART_COUNT':
+      return new ServiceError(
+        'too_many_items',
+        `More than ${maxFiles + maxFields} parts in one form (${maxFiles} images, ` +
+          `MAX_IMAGES_PER_REQUEST, and ${maxFields} option fields)`,
+        { limit: maxFiles + maxFields },
+      );
+    case 'LIMIT_FILE_SIZE':
+      return new ServiceError(
+        'body_too_large',
+        `Malformed multipart body: ${(err as Error).message}`,
+      );
+    case 'LIMIT_FIELD_COUNT':
+      return new ServiceError(
+        'invalid_request',
+        `More than ${maxFields} text fields in the form: only options are text fields ` +
+          '(images go in file parts)',
+        { limit: maxFields },
+      );
+    case 'LIMIT_FIELD_VALUE':
+      return new ServiceError(
+        'invalid_request',
+        `A form field value is longer than ${MAX_FIELD_BYTES} bytes (options are short words)`,
+        { limit: MAX_FIELD_BYTES },
+      );
+  }
   return new ServiceError('invalid_request', `Malformed multipart body: ${(err as Error).message}`);
 }

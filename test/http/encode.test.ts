@@ -196,6 +196,21 @@ describe('POST /v1/models/{model}/encode', () => {
     expect(multi.body.code).toBe('too_many_items');
   });
 
+  it('names the limit when a form has too many or too long text fields', async () => {
+    const { app } = fakeApp();
+    let form = request(app).post(ENCODE).attach('a', png, 'a.png');
+    for (let i = 0; i < 4; i++) form = form.field(`f${i}`, 'x');
+    const many = await form;
+    expect([many.status, many.body.code, many.body.limit]).toEqual([400, 'invalid_request', 3]);
+    expect(many.body.detail).toMatch(/More than 3 text fields in the form/);
+    const long = await request(app)
+      .post(ENCODE)
+      .attach('a', png, 'a.png')
+      .field('resize', 'x'.repeat(2000));
+    expect([long.status, long.body.code]).toEqual([400, 'invalid_request']);
+    expect(long.body.detail).toMatch(/longer than 1024 bytes/);
+  });
+
   it('names the failing image of a batch by index', async () => {
     const { app } = fakeApp();
     const res = await request(app)
