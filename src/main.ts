@@ -2,8 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createGrpcServer, bindGrpcServer } from './grpc/server';
-import { createHttpApp } from './http/app';
-import { clientErrorHandler } from './http/client-error';
+import { createHttpServer } from './http/server';
 import { RowBudget } from './inference/row-budget';
 import { createLifecycle } from './lifecycle';
 import { createLogger } from './logger';
@@ -52,17 +51,8 @@ async function main(): Promise<void> {
   const bodyBudget = new RowBudget(config.bodyQueueMaxBytes, 'BODY_QUEUE_MAX_BYTES', 'body bytes');
   const deps = { registry, config, logger, lifecycle, bodyBudget };
 
-  // Given at creation (Node reads them there), and checked every second rather than Node's 30 s,
-  // so a stalled upload is refused close to REQUEST_TIMEOUT_MS, not up to 30 s after it.
-  const httpServer = http.createServer(
-    { requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1000 },
-    createHttpApp(deps),
-  );
-  httpServer.on('clientError', clientErrorHandler(logger));
+  const httpServer = createHttpServer(deps);
   const grpc = createGrpcServer(deps);
-  const httpPort = await listen(httpServer, config);
-  const grpcPort = await bindGrpcServer(grpc.server, `${config.host}:${config.grpcPort}`);
-  logger.info({ httpPort, grpcPort, host: config.host }, 'listening');
 
   let stopping = false;
   const shutdown = async (signal: string, exitCode = 0) => {
@@ -92,6 +82,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    const httpPort = await listen(httpServer, config);
+    const grpcPort = await bindGrpcServer(grpc.server, `${config.host}:${config.grpcPort}`);
+    logger.info({ httpPort, grpcPort, host: config.host }, 'listening');
+  } catch (err) {
+    // e.g. EADDRINUSE: say which port, as one structured line, and exit non-zero
+    const ports = { port: config.port, grpcPort: config.grpcPort, host: config.host };
+    logger.fatal({ err, ...ports }, 'cannot listen');
+    await shutdown('startup-failure', 1);
+    return;
+  }
   // A bug that escapes every handler leaves the process in an unknown state: log it as one
   // structured line and exit, so the supervisor restarts a clean process.
   for (const event of ['uncaughtException', 'unhandledRejection'] as const) {

@@ -167,3 +167,4 @@ describe('HTTP over a real socket', () => {
     }
   });
 });
+
