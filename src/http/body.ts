@@ -22,6 +22,16 @@ export function requireMediaType(req: Request, accepted: string[]): string {
       { contentType: type || null, accepted },
     );
   }
+  // RFC 8259: JSON between systems is UTF-8; another declared charset would be misread.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1];
+  if (type === 'application/json' && charset && !/^utf-?8$/i.test(charset)) {
+    throw new ServiceError(
+      'unsupported_media_type',
+      `Content-Type application/json with charset=${charset.slice(0, 40)} is not accepted; ` +
+        'JSON must be UTF-8',
+      { contentType: type, charset: charset.slice(0, 40) },
+    );
+  }
   return type;
 }
 
@@ -127,13 +137,20 @@ function budgetRefusal(err: unknown, received: number, declared: number): unknow
   );
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * JSON.parse with a 400 that quotes the parser (which names the position), and a 400 for a
  * key given twice in one object (JSON.parse would keep the last one without a word).
  */
 export function parseJson(body: Buffer): unknown {
   if (body.length === 0) throw new ServiceError('invalid_request', 'Empty body; expected JSON');
-  const text = body.toString('utf8');
+  let text: string;
+  try {
+    text = UTF8.decode(body); // a leading byte-order mark is dropped, as RFC 8259 allows
+  } catch {
+    throw new ServiceError('invalid_request', 'Malformed JSON: the body is not valid UTF-8');
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

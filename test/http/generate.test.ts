@@ -16,6 +16,37 @@ export function sseEvents(text: string): { event: string; data: any }[] {
 }
 
 describe('POST /v1/models/{model}/generate', () => {
+  it('reads JSON as UTF-8 only: another charset is 415, invalid bytes 400, a BOM is dropped', async () => {
+    const { app } = fakeApp();
+    const body = JSON.stringify({ class: 'Sneaker', seed: 1 });
+    const utf16 = await request(app)
+      .post(GENERATE)
+      .set('Content-Type', 'application/json; charset=utf-16le')
+      .serialize((raw: any) => raw)
+      .send(Buffer.from(body, 'utf16le'));
+    expect([utf16.status, utf16.body.code, utf16.body.charset]).toEqual([
+      415,
+      'unsupported_media_type',
+      'utf-16le',
+    ]);
+    const latin1 = Buffer.from('{"class": "Sneak\xe9r"}', 'latin1');
+    const invalid = await request(app)
+      .post(GENERATE)
+      .set('Content-Type', 'application/json; charset="UTF-8"')
+      .serialize((raw: any) => raw)
+      .send(latin1);
+    expect([invalid.status, invalid.body.detail]).toEqual([
+      400,
+      'Malformed JSON: the body is not valid UTF-8',
+    ]);
+    const bom = await request(app)
+      .post(GENERATE)
+      .set('Content-Type', 'application/json')
+      .serialize((raw: any) => raw)
+      .send(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body)]));
+    expect([bom.status, bom.body.class]).toEqual([200, 7]);
+  });
+
   it('keeps a refusal small when it quotes huge client input (keys, many fields)', async () => {
     const { app } = fakeApp();
     const hugeKey = JSON.stringify({ class: 7, ['k'.repeat(1_000_000)]: 1 });
