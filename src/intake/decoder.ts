@@ -43,7 +43,8 @@ export interface ImageHeader {
   frames: number;
   hasAlpha: boolean;
   space?: string;
-  hasIcc: boolean;
+  /** The embedded ICC profile, if any (it may be damaged or for another colour space). */
+  icc?: Buffer;
   exif?: Buffer;
 }
 
@@ -103,7 +104,7 @@ export async function readImageHeader(
     frames: meta.pages ?? 1,
     hasAlpha: meta.hasAlpha ?? false,
     space: meta.space,
-    hasIcc: meta.icc !== undefined,
+    icc: meta.icc,
     exif: meta.exif,
   };
 }

@@ -41,6 +41,21 @@ export interface PrepareImageOptions {
   log?: WarnLogger;
 }
 
+/**
+ * Which profile a CMYK conversion used. libvips uses the embedded profile only when it is a
+ * whole CMYK profile; a damaged one, or one for another colour space, is passed over for its
+ * generic CMYK profile, so the warning checks the profile's header the same way.
+ */
+function cmykWarning(icc: Buffer | undefined): string {
+  if (!icc) return 'CMYK image without an ICC profile converted to sRGB with a generic profile';
+  const whole = icc.length >= 128 && icc.readUInt32BE(0) === icc.length;
+  const signed = whole && icc.toString('latin1', 36, 40) === 'acsp';
+  const space = signed ? icc.toString('latin1', 16, 20).trim() : undefined;
+  if (space === 'CMYK') return 'CMYK image converted to sRGB with its embedded ICC profile';
+  const why = space ? `is for ${space}, not CMYK` : 'is damaged';
+  return `CMYK image converted to sRGB with a generic profile: its embedded ICC profile ${why}`;
+}
+
 /** Notes on EXIF orientation that could not be applied as written. */
 function orientationAnomaly(header: ImageHeader): string | undefined {
   const read = readExifOrientation(header.exif);
@@ -103,13 +118,7 @@ export async function prepareImage(
     );
   }
   if (header.hasAlpha) warnings.push('transparent pixels composited onto white');
-  if (header.space === 'cmyk') {
-    warnings.push(
-      header.hasIcc
-        ? 'CMYK image converted to sRGB with its embedded ICC profile'
-        : 'CMYK image without an ICC profile converted to sRGB with a generic profile',
-    );
-  }
+  if (header.space === 'cmyk') warnings.push(cmykWarning(header.icc));
 
   const rgb = await decodeToRgb(body, header, spec, {
     resize: opts.resize ?? 'center-crop',

@@ -155,4 +155,60 @@ describeCases('CMYK and YCCK JPEGs (BC-06)', () => {
     expect(top[1]).toBeGreaterThan(top[2] + 100);
     expect(bottom[2]).toBeGreaterThan(bottom[0] + 100); // blue stays blue
   });
+
+  test('the warning names the profile really used: a damaged or non-CMYK one is passed over', async () => {
+    const rgb = Buffer.alloc(16 * 16 * 3);
+    for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 37) % 256;
+    const raw = { raw: { width: 16, height: 16, channels: 3 as const } };
+    const withCmykIcc = await sharp(rgb, raw)
+      .toColourspace('cmyk')
+      .withIccProfile('cmyk')
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    const cmykIcc = (await sharp(withCmykIcc).metadata()).icc!;
+    const srgbIcc = (
+      await sharp(await sharp(rgb, raw).withIccProfile('srgb').png().toBuffer()).metadata()
+    ).icc!;
+    const ICC_TAG = Buffer.from('ICC_PROFILE\0', 'latin1');
+    /** The same JPEG with its APP2 ICC segments replaced by `icc` (or none), split as needed. */
+    const withProfile = (icc?: Buffer) => {
+      const kept: Buffer[] = [withCmykIcc.subarray(0, 2)];
+      let pos = 2;
+      while (withCmykIcc[pos + 1] !== 0xda) {
+        const end = pos + 2 + withCmykIcc.readUInt16BE(pos + 2);
+        const isIcc =
+          withCmykIcc[pos + 1] === 0xe2 && withCmykIcc.indexOf(ICC_TAG, pos) === pos + 4;
+        if (!isIcc) kept.push(withCmykIcc.subarray(pos, end));
+        pos = end;
+      }
+      const parts = icc ? Math.ceil(icc.length / 65519) : 0;
+      for (let i = 0; i < parts; i++) {
+        const part = icc!.subarray(i * 65519, (i + 1) * 65519);
+        const head = Buffer.from([0xff, 0xe2, 0, 0, ...ICC_TAG, i + 1, parts]);
+        head.writeUInt16BE(head.length - 2 + part.length, 2);
+        kept.push(head, part);
+      }
+      return Buffer.concat([...kept, withCmykIcc.subarray(pos)]);
+    };
+    const generic = await levels(withProfile(), 16, 16, 3);
+    expect(generic.warnings).toEqual([
+      'CMYK image without an ICC profile converted to sRGB with a generic profile',
+    ]);
+    const embedded = await levels(withProfile(cmykIcc), 16, 16, 3);
+    expect(embedded.warnings).toEqual([
+      'CMYK image converted to sRGB with its embedded ICC profile',
+    ]);
+    const passedOver: Array<[Buffer, string]> = [
+      [Buffer.alloc(600, 0x41), 'is damaged'],
+      [cmykIcc.subarray(0, 400), 'is damaged'],
+      [srgbIcc, 'is for RGB, not CMYK'],
+    ];
+    for (const [icc, why] of passedOver) {
+      const image = await levels(withProfile(icc), 16, 16, 3);
+      expect(image.levels).toEqual(generic.levels); // libvips did use the generic profile
+      expect(image.warnings).toEqual([
+        `CMYK image converted to sRGB with a generic profile: its embedded ICC profile ${why}`,
+      ]);
+    }
+  });
 });
