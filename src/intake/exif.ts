@@ -16,8 +16,13 @@ const SHORT = 3;
 /** `exif` is the block sharp reports in metadata().exif ("Exif\0\0" + TIFF structure). */
 export function readExifOrientation(exif: Buffer | undefined): ExifOrientationRead {
   if (!exif || exif.length === 0) return { status: 'absent' };
-  const tiff = exif.subarray(0, 6).toString('latin1') === 'Exif\0\0' ? exif.subarray(6) : exif;
   const unreadable = (problem: string) => ({ status: 'unreadable' as const, problem });
+  const head = exif.subarray(0, 6).toString('latin1');
+  if (head.startsWith('Exif') && head !== 'Exif\0\0') {
+    const hex = exif.subarray(0, 6).toString('hex').replace(/(..)(?!$)/g, '$1 ');
+    return unreadable(`EXIF header is ${hex}, not "Exif\\0\\0" (45 78 69 66 00 00)`);
+  }
+  const tiff = head === 'Exif\0\0' ? exif.subarray(6) : exif;
   if (tiff.length < 8) return unreadable('EXIF block shorter than its header');
   const order = tiff.subarray(0, 2).toString('latin1');
   if (order !== 'II' && order !== 'MM') {

@@ -76,6 +76,11 @@ describeCases('EXIF that cannot be applied: used as stored, warned and logged, n
       /unreadable/,
     ],
     [
+      'an EXIF header other than "Exif\\0\\0"',
+      variant((b) => b.writeUInt8(0xff, exifAt + 5)),
+      /EXIF header is 45 78 69 66 00 ff, not "Exif\\0\\0"/,
+    ],
+    [
       'orientation value 9',
       variant((b) => b.writeUInt16BE(9, tagAt + 8)),
       /orientation 9 is not 1-8/,
