@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { imagesToFiles } from '../api/decode';
 import { resolveGenerateParams, seedFromText, type GenerateFields } from '../api/generate';
 import { DEFAULT_FORMAT, MEDIA_TYPES } from '../api/options';
+import { ServiceError } from '../errors';
 import { requestOf, startCall } from './call-context';
 import { formatFromProto, samplerFromProto, samplerToProto } from './enums';
 import { modelFor, type GrpcDeps } from './deps';
@@ -24,8 +25,18 @@ interface GenerateRequest {
   returnLatents?: boolean;
 }
 
-/** The `class` oneof: a name, an int64 id as an exact bigint (never rounded), or unset. */
+/**
+ * The `class` oneof: a name, an int64 id as an exact bigint (never rounded), or unset. A
+ * message carrying both members (a conforming encoder never writes that; protobuf would keep
+ * the last on the wire, which the decoder does not tell us) is refused rather than guessed.
+ */
 function classOf(request: GenerateRequest): unknown {
+  if (request.classId !== undefined && request.className !== undefined) {
+    throw new ServiceError(
+      'invalid_class',
+      'class_id and class_name are both set; they are one oneof, so give one of them',
+    );
+  }
   if (request.class === 'className') return request.className;
   if (request.class === 'classId') return BigInt(request.classId ?? '0');
   return undefined;

@@ -367,6 +367,18 @@ describe('gRPC requests whose bytes are not a protobuf message', () => {
     },
   );
 
+  it('Generate with both members of the class oneof on the wire is INVALID_ARGUMENT', async () => {
+    const both = Buffer.concat([
+      Buffer.from([0x0a, 4, ...Buffer.from('fake')]), // model
+      Buffer.from([0x10, 7]), // class_id 7
+      Buffer.from([0x1a, 7, ...Buffer.from('Sneaker')]), // class_name
+    ]);
+    const stream = g.client.makeServerStreamRequest('/dmvae.v1.Dmvae/Generate', raw, raw, both);
+    const { error } = await collect(stream);
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error?.details).toMatch(/class_id and class_name are both set/);
+  });
+
   it('Generate (a stream) answers INVALID_ARGUMENT before any message', async () => {
     const stream = g.client.makeServerStreamRequest(
       '/dmvae.v1.Dmvae/Generate',
