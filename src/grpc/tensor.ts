@@ -26,7 +26,7 @@ export function tensorFromMessage(message: TensorMessage | undefined | null): Te
   if (shape.length === 0 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new ServiceError(
       'invalid_latent',
-      `latent shape [${(message.shape ?? []).join(', ')}] must be 1 or more integers >= 0`,
+      `latent shape [${(message.shape ?? []).join(', ')}] must be 1 or more integers in 0..${Number.MAX_SAFE_INTEGER}`,
       { shape: message.shape ?? [] },
     );
   }
