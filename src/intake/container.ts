@@ -26,14 +26,14 @@ export interface ContainerReport {
  * which must come first (a flood is 413 even when its body is also cut short), so structural
  * faults are returned as `fault` rather than thrown.
  */
-export function inspectContainer(
+export async function inspectContainer(
   bytes: Buffer,
   format: SupportedImageFormat,
-): ContainerReport & { fault?: ServiceError } {
+): Promise<ContainerReport & { fault?: ServiceError }> {
   const name = format.toUpperCase();
   try {
     if (format === 'png') return inspectPng(bytes);
-    if (format === 'gif') return inspectGif(bytes);
+    if (format === 'gif') return await inspectGif(bytes);
     if (format === 'jpeg') {
       const missing = missingCoefficients(bytes);
       if (missing) throw new Error(`its scans stop before ${missing} is complete (truncated)`);

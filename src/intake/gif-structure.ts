@@ -29,73 +29,109 @@ class GifReader {
     }
   }
 
-  /** A chain of data sub-blocks up to its zero-length terminator; returns their payloads. */
-  subBlocks(what: string, keep: boolean): Buffer[] {
-    const parts: Buffer[] = [];
-    for (;;) {
-      this.need(1, what);
-      const size = this.bytes[this.pos++];
-      if (size === 0) return parts;
-      this.need(size, what);
-      if (keep) parts.push(this.bytes.subarray(this.pos, this.pos + size));
-      this.pos += size;
-    }
+  /** Skips a chain of data sub-blocks up to its zero-length terminator. */
+  skipSubBlocks(what: string): void {
+    for (let block = this.subBlock(what); block; block = this.subBlock(what));
+  }
+
+  /** The next sub-block's payload, or undefined at the chain's terminator. */
+  subBlock(what: string): Buffer | undefined {
+    this.need(1, what);
+    const size = this.bytes[this.pos++];
+    if (size === 0) return undefined;
+    this.need(size, what);
+    this.pos += size;
+    return this.bytes.subarray(this.pos - size, this.pos);
   }
 }
 
 /**
- * How many pixels an LZW stream codes (stops counting at `want`). Only string lengths are
+ * Counts the pixels an LZW stream codes, fed one sub-block at a time. Only string lengths are
  * tracked, not the strings: enough to know where the data ends, without decoding colours.
  */
-export function countLzwPixels(data: Buffer, minCodeSize: number, want: number): number {
-  const clear = 1 << minCodeSize;
-  const end = clear + 1;
-  const lengths = new Int32Array(MAX_CODES).fill(1);
-  let next = end + 1;
-  let size = minCodeSize + 1;
-  let prev = -1;
-  let count = 0;
-  let bits = 0; // codes are packed least significant bit first
-  let held = 0;
-  let at = 0;
-  while (count < want) {
-    while (held < size && at < data.length) {
-      bits |= data[at++] << held;
-      held += 8;
-    }
-    if (held < size) break; // the data ends mid-code
-    const code = bits & ((1 << size) - 1);
-    bits >>>= size;
-    held -= size;
-    if (code === clear) {
-      next = end + 1;
-      size = minCodeSize + 1;
-      prev = -1;
-      continue;
-    }
-    if (code === end) break;
-    if (prev === -1) {
-      if (code > clear) throw new Error(`LZW code ${code} before any string is defined`);
-      count += 1;
-      prev = code;
-      continue;
-    }
-    if (code > next || (code === next && next >= MAX_CODES)) {
-      throw new Error(`LZW code ${code} is past the table (next ${next})`);
-    }
-    count += code === next ? lengths[prev] + 1 : lengths[code];
-    if (next < MAX_CODES) {
-      lengths[next] = lengths[prev] + 1;
-      next++;
-      if (next === 1 << size && size < 12) size++;
-    }
-    prev = code;
+export class LzwPixelCounter {
+  count = 0;
+  /** True once the end code came, or `want` pixels were counted. */
+  done = false;
+  private readonly clear: number;
+  private readonly lengths = new Int32Array(MAX_CODES).fill(1);
+  private next: number;
+  private size: number;
+  private prev = -1;
+  private bits = 0; // codes are packed least significant bit first
+  private held = 0;
+
+  constructor(
+    private readonly minCodeSize: number,
+    private readonly want: number,
+  ) {
+    this.clear = 1 << minCodeSize;
+    this.next = this.clear + 2;
+    this.size = minCodeSize + 1;
   }
-  return count;
+
+  feed(data: Buffer): void {
+    let at = 0;
+    while (!this.done) {
+      while (this.held < this.size && at < data.length) {
+        this.bits |= data[at++] << this.held;
+        this.held += 8;
+      }
+      if (this.held < this.size) return; // the rest of this code is in the next sub-block
+      const code = this.bits & ((1 << this.size) - 1);
+      this.bits >>>= this.size;
+      this.held -= this.size;
+      this.take(code);
+    }
+  }
+
+  private take(code: number): void {
+    if (code === this.clear) {
+      this.next = this.clear + 2;
+      this.size = this.minCodeSize + 1;
+      this.prev = -1;
+      return;
+    }
+    if (code === this.clear + 1) {
+      this.done = true; // the end code
+      return;
+    }
+    if (this.prev === -1) {
+      if (code > this.clear) throw new Error(`LZW code ${code} before any string is defined`);
+      this.count += 1;
+    } else {
+      const { next } = this;
+      if (code > next || (code === next && next >= MAX_CODES)) {
+        throw new Error(`LZW code ${code} is past the table (next ${next})`);
+      }
+      this.count += code === next ? this.lengths[this.prev] + 1 : this.lengths[code];
+      if (next < MAX_CODES) {
+        this.lengths[next] = this.lengths[this.prev] + 1;
+        this.next++;
+        if (this.next === 1 << this.size && this.size < 12) this.size++;
+      }
+    }
+    this.prev = code;
+    if (this.count >= this.want) this.done = true;
+  }
 }
 
-/** Walks the whole file; throws Error with the reason when it is truncated or malformed. */
-export function inspectGif(bytes: Buffer): ContainerReport {
+/** How many pixels an LZW stream codes (stops counting at `want`). */
+export function countLzwPixels(data: Buffer, minCodeSize: number, want: number): number {
+  const counter = new LzwPixelCounter(minCodeSize, want);
+  counter.feed(data);
+  return counter.count;
+}
+
+/** Frame data fed to the counter between two turns of the event loop (a few milliseconds). */
+const YIELD_BYTES = 512 * 1024;
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Walks the whole file; rejects with the reason when it is truncated or malformed. Counting a
+ * large frame takes tens of milliseconds, so it gives the event loop a turn every 512 KiB.
+ */
+export async function inspectGif(bytes: Buffer): Promise<ContainerReport> {
   const r = new GifReader(bytes, 6);
   r.need(7, 'the logical screen descriptor');
   const screenWidth = bytes.readUInt16LE(r.pos);
@@ -115,7 +151,7 @@ export function inspectGif(bytes: Buffer): ContainerReport {
     if (introducer === EXTENSION) {
       r.need(1, 'an extension label');
       r.pos++;
-      r.subBlocks('an extension', false);
+      r.skipSubBlocks('an extension');
       continue;
     }
     if (introducer !== IMAGE) {
@@ -134,13 +170,23 @@ export function inspectGif(bytes: Buffer): ContainerReport {
     r.need(1, 'the LZW code size');
     const codeSize = bytes[r.pos++];
     if (codeSize < 2 || codeSize > 8) throw new Error(`LZW minimum code size ${codeSize}`);
-    const first = frames === 0;
-    const data = r.subBlocks(`frame ${frames + 1}'s image data`, first);
-    if (first) {
+    const what = `frame ${frames + 1}'s image data`;
+    if (frames > 0) {
+      r.skipSubBlocks(what);
+    } else {
       if (w === 0 || h === 0) throw new Error(`frame 1 is ${w}x${h}`);
-      const coded = countLzwPixels(Buffer.concat(data), codeSize, w * h);
-      if (coded < w * h) {
-        throw new Error(`frame 1's data codes ${coded} of its ${w}x${h} = ${w * h} pixels`);
+      const counter = new LzwPixelCounter(codeSize, w * h);
+      let fed = 0;
+      for (let block = r.subBlock(what); block; block = r.subBlock(what)) {
+        if (!counter.done) counter.feed(block);
+        fed += block.length;
+        if (fed >= YIELD_BYTES) {
+          fed = 0;
+          await nextTurn();
+        }
+      }
+      if (counter.count < w * h) {
+        throw new Error(`frame 1's data codes ${counter.count} of its ${w}x${h} = ${w * h} pixels`);
       }
     }
     frames++;

@@ -88,7 +88,7 @@ export async function prepareImage(
   const warnings: string[] = [];
   const anomalies: string[] = [];
 
-  const container = inspectContainer(body, format);
+  const container = await inspectContainer(body, format);
   if (container.width > 0 && container.height > 0) {
     checkPixelCount(container.width, container.height, opts.maxPixels);
   }

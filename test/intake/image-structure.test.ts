@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
-import { countLzwPixels } from '../../src/intake/gif-structure';
+import { countLzwPixels, inspectGif } from '../../src/intake/gif-structure';
 import { missingCoefficients } from '../../src/intake/jpeg-structure';
 import { atSize, rejection, toLevels } from './helpers';
 
@@ -130,6 +130,24 @@ describe('GIF: frame 1 must code all its pixels', () => {
       const err = await rejection(() => atSize(tinyGif(8, 8, pixels), 8, 8));
       expect([pixels, err.code]).toEqual([pixels, 'corrupt_image']);
     }
+  });
+
+  test('counting a large frame gives the event loop a turn every 512 KiB of data', async () => {
+    const gif = await noise(2600, 2600, 3).gif({ dither: 1 }).toBuffer();
+    expect(gif.length).toBeGreaterThan(2 * 512 * 1024);
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      if (!running) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const report = await inspectGif(gif);
+    const during = turns;
+    running = false;
+    expect(report).toMatchObject({ width: 2600, height: 2600, frames: 1 });
+    expect(during).toBeGreaterThanOrEqual(Math.floor(gif.length / (512 * 1024)) - 1);
   });
 
   test('a tiny file claiming a frame at the pixel limit is refused without decoding it', async () => {
