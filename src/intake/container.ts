@@ -1,14 +1,14 @@
 import { ServiceError } from '../errors';
 import { inspectGif } from './gif-structure';
-import { missingCoefficients } from './jpeg-structure';
+import { scanCoverage } from './jpeg-structure';
 import { inspectPng, PngUnsupported } from './png-structure';
 import type { SupportedImageFormat } from './sniff';
 
 /**
  * The container check: the file's own structure, walked before any decoder runs, so that a
  * truncated or damaged file is refused even where libvips would decode it without a warning
- * (a GIF whose frame data ends early, a PNG cut before IEND, a progressive JPEG cut between
- * scans). WebP needs no walk here: libwebp refuses truncated and damaged files itself.
+ * (a GIF whose frame data ends early, a PNG cut before IEND, a JPEG whose scans never reach
+ * a component). WebP needs no walk here: libwebp refuses truncated and damaged files itself.
  */
 
 export interface ContainerReport {
@@ -35,8 +35,15 @@ export async function inspectContainer(
     if (format === 'png') return inspectPng(bytes);
     if (format === 'gif') return await inspectGif(bytes);
     if (format === 'jpeg') {
-      const missing = missingCoefficients(bytes);
-      if (missing) throw new Error(`its scans stop before ${missing} is complete (truncated)`);
+      const { fault, partial } = scanCoverage(bytes);
+      if (fault) throw new Error(`${fault} (the file ends early, or is damaged)`);
+      const notes = partial
+        ? [
+            `progressive JPEG stops before ${partial} is complete: decoded at the lower ` +
+              'quality its scans carry (a short scan script, or a file cut between scans)',
+          ]
+        : [];
+      return { width: 0, height: 0, notes };
     }
     return { width: 0, height: 0, notes: [] };
   } catch (err) {

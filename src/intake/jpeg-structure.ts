@@ -10,10 +10,14 @@
  *    decoded under the same strict failOn: if bytes are really missing, the decoder meets the
  *    marker before the last MCU and still fails. Other files missing EOI are refused.
  *
- * 2. Do the scans code every coefficient of every component to full precision? A progressive
- *    (or multi-scan sequential) file cut between two scans, with EOI put back, is structurally
- *    valid and decodes without a warning at lower quality, or with a channel missing. Each DCT
- *    coefficient k of component c must be coded by some scan with Al = 0 (its last bit).
+ * 2. Do the scans cover every component? A file cut between two scans, with EOI put back, is
+ *    structurally valid and decodes without a warning at lower quality, or with a channel
+ *    missing. The standard's floor is the rule libjpeg's encoder checks: a sequential file
+ *    scans every component once; a progressive one sends at least some DC data for each
+ *    component, and need not send every bit of every coefficient. Below that floor the file is
+ *    refused; a progressive file that leaves some coefficient (k of component c) short of its
+ *    last bit (Al = 0) is legal, e.g. a DC-only preview, but cannot be told from one cut
+ *    between scans, so it is accepted with a warning.
  */
 
 const EOI = Buffer.from([0xff, 0xd9]);
@@ -28,9 +32,10 @@ type Ending = 'complete' | 'missing-eoi-repairable' | 'missing-eoi' | 'unknown';
 
 interface Scan {
   components: number[];
-  /** Spectral selection start / end and successive-approximation low bit. */
+  /** Spectral selection start / end and successive-approximation high and low bits. */
   ss: number;
   se: number;
+  ah: number;
   al: number;
 }
 
@@ -89,6 +94,7 @@ function walkJpeg(bytes: Buffer): JpegWalk {
           components,
           ss: bytes[tail],
           se: bytes[tail + 1],
+          ah: bytes[tail + 2] >> 4,
           al: bytes[tail + 2] & 15,
         });
       }
@@ -117,24 +123,42 @@ export function repairMissingEoi(bytes: Buffer): { bytes: Buffer; repaired: bool
   return { bytes: Buffer.concat([bytes, EOI]), repaired: true };
 }
 
-/**
- * Names the first coefficient no scan codes to full precision, e.g. "component 2, coefficient
- * 6", or undefined when the scans are complete (or the frame type is not one we account for).
- */
-export function missingCoefficients(bytes: Buffer): string | undefined {
+const PROGRESSIVE_SOF = new Set([0xc2, 0xca]);
+
+export interface ScanCoverage {
+  /** Below the standard's floor: a component never scanned (sequential) or with no DC data. */
+  fault?: string;
+  /** Legal but partial: the first coefficient no scan codes to its last bit. */
+  partial?: string;
+}
+
+/** How completely the scans cover the frame (nothing is said of frames we do not account for). */
+export function scanCoverage(bytes: Buffer): ScanCoverage {
   const walk = walkJpeg(bytes);
-  if (!DCT_SOF.has(walk.sof) || walk.components.length === 0) return undefined;
+  if (!DCT_SOF.has(walk.sof) || walk.components.length === 0) return {};
   const done = new Map(walk.components.map((id) => [id, new Uint8Array(64)]));
+  const touched = new Map(walk.components.map((id) => [id, new Uint8Array(64)]));
   for (const scan of walk.scans) {
-    if (scan.al !== 0) continue;
+    const last = Math.min(scan.se, 63) + 1;
     for (const id of scan.components) {
-      const coded = done.get(id);
-      for (let k = scan.ss; coded && k <= Math.min(scan.se, 63); k++) coded[k] = 1;
+      // first passes (Ah = 0) send data; a refinement alone refines nothing
+      if (scan.ah === 0) touched.get(id)?.fill(1, scan.ss, last);
+      if (scan.al === 0) done.get(id)?.fill(1, scan.ss, last);
+    }
+  }
+  const name = (index: number, id: number) => `component ${index + 1} (id ${id})`;
+  const progressive = PROGRESSIVE_SOF.has(walk.sof);
+  for (const [index, id] of walk.components.entries()) {
+    if (!touched.get(id)![0]) {
+      const what = progressive ? 'no scan sends DC data for' : 'no scan codes';
+      return { fault: `${what} ${name(index, id)}` };
     }
   }
   for (const [index, id] of walk.components.entries()) {
     const k = done.get(id)!.indexOf(0);
-    if (k !== -1) return `coefficient ${k} of component ${index + 1} (id ${id})`;
+    if (k === -1) continue;
+    const where = `coefficient ${k} of ${name(index, id)}`;
+    return progressive ? { partial: where } : { fault: `no scan completes ${where}` };
   }
-  return undefined;
+  return {};
 }
