@@ -19,7 +19,10 @@ export function readExifOrientation(exif: Buffer | undefined): ExifOrientationRe
   const unreadable = (problem: string) => ({ status: 'unreadable' as const, problem });
   const head = exif.subarray(0, 6).toString('latin1');
   if (head.startsWith('Exif') && head !== 'Exif\0\0') {
-    const hex = exif.subarray(0, 6).toString('hex').replace(/(..)(?!$)/g, '$1 ');
+    const hex = exif
+      .subarray(0, 6)
+      .toString('hex')
+      .replace(/(..)(?!$)/g, '$1 ');
     return unreadable(`EXIF header is ${hex}, not "Exif\\0\\0" (45 78 69 66 00 00)`);
   }
   const tiff = head === 'Exif\0\0' ? exif.subarray(6) : exif;

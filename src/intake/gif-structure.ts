@@ -29,6 +29,21 @@ class GifReader {
     }
   }
 
+  /** Reads the logical screen descriptor and skips the global colour table. */
+  screen(): { width: number; height: number } {
+    this.need(7, 'the logical screen descriptor');
+    const width = this.bytes.readUInt16LE(this.pos);
+    const height = this.bytes.readUInt16LE(this.pos + 2);
+    const flags = this.bytes[this.pos + 4];
+    this.pos += 7;
+    if (flags & 0x80) {
+      const size = 3 << ((flags & 7) + 1);
+      this.need(size, 'the global colour table');
+      this.pos += size;
+    }
+    return { width, height };
+  }
+
   /** Skips a chain of data sub-blocks up to its zero-length terminator. */
   skipSubBlocks(what: string): void {
     for (let block = this.subBlock(what); block; block = this.subBlock(what));
@@ -133,21 +148,13 @@ const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
  */
 export async function inspectGif(bytes: Buffer): Promise<ContainerReport> {
   const r = new GifReader(bytes, 6);
-  r.need(7, 'the logical screen descriptor');
-  const screenWidth = bytes.readUInt16LE(r.pos);
-  const screenHeight = bytes.readUInt16LE(r.pos + 2);
-  const flags = bytes[r.pos + 4];
-  r.pos += 7;
-  if (flags & 0x80) {
-    const size = 3 << ((flags & 7) + 1);
-    r.need(size, 'the global colour table');
-    r.pos += size;
-  }
+  r.screen();
   let frames = 0;
   for (;;) {
     r.need(1, 'the block list (no trailer)');
     const introducer = bytes[r.pos++];
     if (introducer === TRAILER) break;
+    if (introducer === 0) continue; // a stray block terminator, which some encoders write
     if (introducer === EXTENSION) {
       r.need(1, 'an extension label');
       r.pos++;
@@ -192,5 +199,32 @@ export async function inspectGif(bytes: Buffer): Promise<ContainerReport> {
     frames++;
   }
   if (frames === 0) throw new Error('no image in the file');
-  return { width: screenWidth, height: screenHeight, frames, notes: [] };
+  return { frames, notes: [] };
+}
+
+/**
+ * The sizes a GIF's header claims, for the pixel limit, read before the walk: the logical
+ * screen and frame 1's own size (a frame may be larger than the screen). Stops quietly where
+ * the file does; the walk names that fault.
+ */
+export function gifStatedSizes(bytes: Buffer): Array<[number, number]> {
+  const sizes: Array<[number, number]> = [];
+  try {
+    const r = new GifReader(bytes, 6);
+    const { width, height } = r.screen();
+    sizes.push([width, height]);
+    for (let introducer = bytes[r.pos]; introducer !== IMAGE; introducer = bytes[r.pos]) {
+      if (introducer === 0)
+        r.pos += 1; // a stray block terminator
+      else if (introducer === EXTENSION) {
+        r.pos += 2;
+        r.skipSubBlocks('an extension');
+      } else return sizes;
+    }
+    r.need(10, 'an image descriptor');
+    sizes.push([bytes.readUInt16LE(r.pos + 5), bytes.readUInt16LE(r.pos + 7)]);
+  } catch {
+    // truncated: the walk reports it once the sizes found so far have been checked
+  }
+  return sizes;
 }

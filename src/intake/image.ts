@@ -1,6 +1,6 @@
 import { ServiceError } from '../errors';
 import type { ImageSpec, PreparedImage, ResizePolicy, Tensor } from '../types';
-import { inspectContainer } from './container';
+import { inspectContainer, statedSizes } from './container';
 import { decodeToRgb, readImageHeader, type ImageHeader } from './decoder';
 import { readExifOrientation } from './exif';
 import {
@@ -88,11 +88,10 @@ export async function prepareImage(
   const warnings: string[] = [];
   const anomalies: string[] = [];
 
-  const container = await inspectContainer(body, format);
-  if (container.width > 0 && container.height > 0) {
-    checkPixelCount(container.width, container.height, opts.maxPixels);
+  for (const [width, height] of statedSizes(body, format)) {
+    checkPixelCount(width, height, opts.maxPixels);
   }
-  if (container.fault) throw container.fault;
+  const container = await inspectContainer(body, format);
   anomalies.push(...container.notes);
 
   if (format === 'jpeg') {

@@ -39,9 +39,12 @@ interface Scan {
   al: number;
 }
 
-interface JpegWalk {
+export interface JpegWalk {
   ending: Ending;
   sof: number;
+  /** The frame size the first SOF states (0 x 0 when there is none). */
+  width: number;
+  height: number;
   /** Component ids of the frame (from the first SOF). */
   components: number[];
   scans: Scan[];
@@ -63,8 +66,15 @@ function skipEntropyCoded(bytes: Buffer, pos: number): number {
   return pos;
 }
 
-function walkJpeg(bytes: Buffer): JpegWalk {
-  const walk: JpegWalk = { ending: 'unknown', sof: -1, components: [], scans: [] };
+export function walkJpeg(bytes: Buffer): JpegWalk {
+  const walk: JpegWalk = {
+    ending: 'unknown',
+    sof: -1,
+    width: 0,
+    height: 0,
+    components: [],
+    scans: [],
+  };
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return walk;
   let pos = 2;
   while (pos < bytes.length) {
@@ -79,6 +89,7 @@ function walkJpeg(bytes: Buffer): JpegWalk {
     if (length < 2 || pos + length > bytes.length) return walk;
     if (isSof(marker) && walk.sof === -1 && length >= 8) {
       walk.sof = marker;
+      [walk.height, walk.width] = [bytes.readUInt16BE(pos + 3), bytes.readUInt16BE(pos + 5)];
       const count = bytes[pos + 7];
       for (let i = 0; i < count && 8 + 3 * i < length; i++) {
         walk.components.push(bytes[pos + 8 + 3 * i]);
@@ -132,9 +143,12 @@ export interface ScanCoverage {
   partial?: string;
 }
 
-/** How completely the scans cover the frame (nothing is said of frames we do not account for). */
-export function scanCoverage(bytes: Buffer): ScanCoverage {
-  const walk = walkJpeg(bytes);
+/**
+ * How completely the scans cover the frame. Nothing is said of frames we do not account for,
+ * nor of a file whose segments could not be followed (the decoder names that fault better).
+ */
+export function scanCoverage(walk: JpegWalk): ScanCoverage {
+  if (walk.ending === 'unknown') return {};
   if (!DCT_SOF.has(walk.sof) || walk.components.length === 0) return {};
   const done = new Map(walk.components.map((id) => [id, new Uint8Array(64)]));
   const touched = new Map(walk.components.map((id) => [id, new Uint8Array(64)]));

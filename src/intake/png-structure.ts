@@ -7,9 +7,11 @@ import type { ContainerReport } from './container';
  * with a damaged ancillary chunk, decodes without a warning. Here every chunk must be whole,
  * every CRC right, and the file must reach IEND (bytes after IEND are ignored).
  *
- * Animated PNG (APNG): an acTL chunk before IDAT. When an fcTL comes before the first IDAT, the
- * default image is the animation's frame 1 and is used, as for GIF and WebP; otherwise frame 1
- * lives in fdAT chunks, which the decoder cannot read, and the image is refused.
+ * Animated PNG (APNG): an acTL chunk before IDAT, one fcTL per frame. When an fcTL comes before
+ * the first IDAT, the default image is the animation's frame 1 and is used, as for GIF and
+ * WebP; when fcTL chunks come only after it, frame 1 lives in fdAT chunks, which the decoder
+ * cannot read, and the image is refused. The frame count is the fcTL chunks really present,
+ * not what acTL claims, and an acTL with no frame at all leaves a plain PNG.
  */
 
 const SIGNATURE_BYTES = 8;
@@ -19,9 +21,8 @@ export class PngUnsupported extends Error {}
 export function inspectPng(bytes: Buffer): ContainerReport {
   const notes: string[] = [];
   let pos = SIGNATURE_BYTES;
-  let width = 0;
-  let height = 0;
-  let animationFrames = 0;
+  let animated = false;
+  let frameControls = 0;
   let frameControlBeforeData = false;
   let seenData = false;
   let index = 0;
@@ -45,12 +46,14 @@ export function inspectPng(bytes: Buffer): ContainerReport {
     const data = bytes.subarray(pos + 8, end - 4);
     if (index === 0) {
       if (type !== 'IHDR' || length < 8) throw new Error(`first chunk is ${type}, not IHDR`);
-      [width, height] = [data.readUInt32BE(0), data.readUInt32BE(4)];
     }
     if (type === 'IEND') break;
     if (type === 'IDAT') seenData = true;
-    if (type === 'acTL' && !seenData && length >= 4) animationFrames = data.readUInt32BE(0);
-    if (type === 'fcTL' && !seenData) frameControlBeforeData = true;
+    if (type === 'acTL' && !seenData) animated = true;
+    if (type === 'fcTL') {
+      frameControls++;
+      if (!seenData) frameControlBeforeData = true;
+    }
     if (type === 'eXIf' && seenData) {
       notes.push('PNG eXIf chunk after the image data is ignored (PNG puts it before IDAT)');
     }
@@ -62,11 +65,18 @@ export function inspectPng(bytes: Buffer): ContainerReport {
     pos = end;
     index++;
   }
-  if (animationFrames > 0 && !frameControlBeforeData) {
+  const frames = animated ? frameControls : 0;
+  if (frames > 0 && !frameControlBeforeData) {
     throw new PngUnsupported(
       "animated PNG whose still (default) image is not the animation's frame 1; " +
         'send frame 1 as a still PNG',
     );
   }
-  return { width, height, frames: Math.max(1, animationFrames), notes };
+  return { frames: Math.max(1, frames), notes };
+}
+
+/** The size IHDR claims, for the pixel limit, read before the walk (undefined without one). */
+export function pngStatedSize(bytes: Buffer): [number, number] | undefined {
+  if (bytes.length < 24 || bytes.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+  return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
 }

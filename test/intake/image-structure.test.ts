@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { countLzwPixels, inspectGif } from '../../src/intake/gif-structure';
-import { scanCoverage } from '../../src/intake/jpeg-structure';
+import { scanCoverage, walkJpeg } from '../../src/intake/jpeg-structure';
 import { atSize, rejection, toLevels } from './helpers';
 
 /**
@@ -146,8 +146,16 @@ describe('GIF: frame 1 must code all its pixels', () => {
     const report = await inspectGif(gif);
     const during = turns;
     running = false;
-    expect(report).toMatchObject({ width: 2600, height: 2600, frames: 1 });
+    expect(report).toEqual({ frames: 1, notes: [] });
     expect(during).toBeGreaterThanOrEqual(Math.floor(gif.length / (512 * 1024)) - 1);
+  });
+
+  test('a stray zero byte between blocks is tolerated; a missing trailer is not', async () => {
+    const gif = await noise(16, 16, 3).gif().toBuffer();
+    const stray = Buffer.concat([gif.subarray(0, -1), Buffer.from([0x00, 0x3b])]);
+    await expect(atSize(stray, 16, 16)).resolves.toBeDefined();
+    const err = await rejection(() => atSize(gif.subarray(0, -1), 16, 16));
+    expect(err.message).toMatch(/no trailer/);
   });
 
   test('a tiny file claiming a frame at the pixel limit is refused without decoding it', async () => {
@@ -157,9 +165,15 @@ describe('GIF: frame 1 must code all its pixels', () => {
     expect(err.code).toBe('corrupt_image');
     expect(err.message).toContain('codes 1 of its 5000x5000');
     expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(1000);
-    // over the limit it is a flood first: 413, whatever the body
+    // over the limit it is a flood first: 413, whatever the body, by screen or by frame size
     const flood = tinyGif(6000, 6000, 1);
     expect((await rejection(() => atSize(flood, 28, 28))).code).toBe('image_too_large');
+    const bigFrame = Buffer.from(tinyGif(60, 60, 1));
+    bigFrame.writeUInt16LE(65535, 6 + 7 + 6 + 5); // frame 1's width and height, screen 60x60
+    bigFrame.writeUInt16LE(65535, 6 + 7 + 6 + 7);
+    const cut = bigFrame.subarray(0, bigFrame.length - 3);
+    const byFrame = await rejection(() => atSize(cut, 28, 28));
+    expect(byFrame.message).toMatch(/^image is 65535x65535 = 4294836225 pixels/);
   });
 });
 
@@ -231,39 +245,42 @@ describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
     }
   });
 
-  test('an APNG whose default image is frame 1 is accepted as frame 1, with a warning', async () => {
-    const [signature, ihdr, ...rest] = pngChunks(png);
-    const animated = Buffer.concat([
-      signature,
-      ihdr,
-      pngChunk('acTL', u32s(3, 0)),
-      fcTL(0, 40, 30),
-      ...rest,
-    ]);
-    const image = await atSize(animated, 40, 30, 3);
-    const still = await atSize(png, 40, 30, 3);
-    expect(toLevels(image.data)).toEqual(toLevels(still.data));
-    expect(image.frames).toBe(3);
-    expect(image.warnings).toContain(
-      'animated PNG has 3 frames: only frame 1 is used (frames ignored: 2)',
-    );
-  });
-
-  test('an APNG whose default image is not part of the animation is 415', async () => {
+  /**
+   * An APNG built on `png`: acTL claiming `claimed` frames, the still image as frame 1 (or
+   * hidden), then `extra` frames of other pixels in fcTL + fdAT chunks.
+   */
+  async function apng(opts: { claimed: number; extra: number; hidden?: boolean }) {
     const [signature, ihdr, ...rest] = pngChunks(png);
     const iend = rest.pop()!;
-    const frame = await noise(40, 30, 3, 7).png().toBuffer();
-    const idat = pngChunks(frame).find((c) => chunkType(c) === 'IDAT')!;
-    const fdat = pngChunk('fdAT', Buffer.concat([u32s(1), idat.subarray(8, idat.length - 4)]));
-    const hidden = Buffer.concat([
-      signature,
-      ihdr,
-      pngChunk('acTL', u32s(1, 0)),
-      ...rest,
-      fcTL(0, 40, 30),
-      fdat,
-      iend,
-    ]);
+    const other = await noise(40, 30, 3, 7).png().toBuffer();
+    const idat = pngChunks(other).find((c) => chunkType(c) === 'IDAT')!;
+    let seq = opts.hidden ? 0 : 1;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < opts.extra; i++) {
+      frames.push(fcTL(seq++, 40, 30));
+      frames.push(pngChunk('fdAT', Buffer.concat([u32s(seq++), idat.subarray(8, -4)])));
+    }
+    const first = opts.hidden ? [] : [fcTL(0, 40, 30)];
+    const acTL = pngChunk('acTL', u32s(opts.claimed, 0));
+    return Buffer.concat([signature, ihdr, acTL, ...first, ...rest, ...frames, iend]);
+  }
+
+  test('an APNG whose still image is frame 1 is used as frame 1, its real frames counted', async () => {
+    const still = await atSize(png, 40, 30, 3);
+    for (const claimed of [3, 4_000_000_000]) {
+      const image = await atSize(await apng({ claimed, extra: 2 }), 40, 30, 3);
+      expect(toLevels(image.data)).toEqual(toLevels(still.data));
+      expect([claimed, image.frames]).toEqual([claimed, 3]); // fcTL chunks, not acTL's claim
+      expect(image.warnings).toContain(
+        'animated PNG has 3 frames: only frame 1 is used (frames ignored: 2)',
+      );
+    }
+    const noFrames = await atSize(await apng({ claimed: 1, extra: 0, hidden: true }), 40, 30, 3);
+    expect([noFrames.frames, noFrames.warnings]).toEqual([1, []]); // acTL alone: a plain PNG
+  });
+
+  test('an APNG whose still image is not part of the animation is 415', async () => {
+    const hidden = await apng({ claimed: 1, extra: 1, hidden: true });
     const err = await rejection(() => atSize(hidden, 40, 30));
     expect([err.code, err.httpStatus]).toEqual(['unsupported_image_format', 415]);
   });
@@ -302,9 +319,9 @@ describe('JPEG: the scans must reach every component', () => {
   test('baseline and complete progressive files, grey and colour, pass without a note', async () => {
     for (const channels of [1, 3] as const) {
       const baseline = await noise(33, 17, channels).jpeg({ quality: 75 }).toBuffer();
-      expect(scanCoverage(baseline)).toEqual({});
+      expect(scanCoverage(walkJpeg(baseline))).toEqual({});
       const full = await progressive(channels);
-      expect(scanCoverage(full)).toEqual({});
+      expect(scanCoverage(walkJpeg(full))).toEqual({});
       expect((await atSize(full, 64, 48)).warnings).toEqual([]);
     }
   });
@@ -334,11 +351,37 @@ describe('JPEG: the scans must reach every component', () => {
     const jpeg = await progressive(3);
     const [first, second] = sosOffsets(jpeg); // the first scan is the DC of every component
     const noDc = Buffer.concat([jpeg.subarray(0, first), jpeg.subarray(second)]);
-    expect(scanCoverage(noDc).fault).toMatch(/^no scan sends DC data for component 1/);
+    expect(scanCoverage(walkJpeg(noDc)).fault).toMatch(/^no scan sends DC data for component 1/);
     const err = await rejection(() => atSize(noDc, 64, 48));
     expect([err.code, err.message]).toEqual([
       'corrupt_image',
       expect.stringMatching(/no scan sends DC data for component 1 \(id \d+\)/),
     ]);
+  });
+
+  test('a flood is 413 before any scan is looked at, even cut short', async () => {
+    const jpeg = Buffer.from(await progressive(3));
+    const sof = jpeg.indexOf(Buffer.from([0xff, 0xc2]));
+    jpeg.writeUInt16BE(60000, sof + 5); // height
+    jpeg.writeUInt16BE(60000, sof + 7); // width
+    const [, second] = sosOffsets(jpeg);
+    for (const bytes of [jpeg.subarray(0, second + 20), jpeg.subarray(0, second)]) {
+      const err = await rejection(() => atSize(bytes, 64, 48));
+      expect([err.code, err.httpStatus]).toEqual(['image_too_large', 413]);
+    }
+  });
+
+  test('segments it cannot follow are left to the decoder to name, not called truncated', async () => {
+    const jpeg = await progressive(3);
+    const app0End = 4 + jpeg.readUInt16BE(4);
+    const junk = Buffer.concat([
+      jpeg.subarray(0, app0End),
+      Buffer.from([0x12, 0x34]),
+      jpeg.subarray(app0End),
+    ]);
+    expect(scanCoverage(walkJpeg(junk))).toEqual({});
+    const err = await rejection(() => atSize(junk, 64, 48));
+    expect(err.code).toBe('corrupt_image');
+    expect(err.message).not.toMatch(/structure|scan/);
   });
 });
