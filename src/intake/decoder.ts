@@ -59,6 +59,15 @@ function decodeError(err: unknown, format: string, stage: string, seconds = 0): 
   if (/exceeds pixel limit/i.test(message)) {
     return new ServiceError('image_too_large', `${format} image exceeds the pixel limit`, {});
   }
+  const variant = /Unsupported JPEG (data precision \d+|process)/i.exec(message)?.[0];
+  if (variant) {
+    // lossless or 12/16-bit JPEG: a valid file of a kind libjpeg here does not decode
+    return new ServiceError(
+      'unsupported_image_format',
+      `${format} variant not supported (${variant}); send baseline or progressive 8-bit JPEG`,
+      { detected: 'JPEG', reason: message },
+    );
+  }
   if (/timeout/i.test(message)) {
     const took = `decoding the ${format} image took longer than ${seconds} s`;
     return new ServiceError('limit_exceeded', took, { reason: message, limitSeconds: seconds });

@@ -384,4 +384,15 @@ describe('JPEG: the scans must reach every component', () => {
     expect(err.code).toBe('corrupt_image');
     expect(err.message).not.toMatch(/structure|scan/);
   });
+
+  test('a JPEG of a precision this libjpeg does not decode is 415, not called corrupt', async () => {
+    const jpeg = Buffer.from(await noise(16, 16, 1).jpeg().toBuffer());
+    jpeg[jpeg.indexOf(Buffer.from([0xff, 0xc0])) + 4] = 9; // SOF0 sample precision
+    const err = await rejection(() => atSize(jpeg, 16, 16));
+    expect([err.code, err.httpStatus]).toEqual(['unsupported_image_format', 415]);
+    expect(err.message).toBe(
+      'JPEG variant not supported (Unsupported JPEG data precision 9); ' +
+        'send baseline or progressive 8-bit JPEG',
+    );
+  });
 });
