@@ -70,8 +70,11 @@ export const MAX_MESSAGE_CHARS = 2000;
 
 /** `text` cut to `max` characters, saying how much was left out. */
 export function clip(text: string, max: number): string {
-  if (text.length <= max) return text;
-  return `${text.slice(0, max)}... (${text.length - max} more characters)`;
+  // Well-formed either way: a lone surrogate (cut out of a pair, or sent as a JSON "\ud83d")
+  // makes grpc-js's encodeURI of the status throw, and strict JSON parsers refuse it.
+  if (text.length <= max) return text.toWellFormed();
+  const cut = /[\ud800-\udbff]/.test(text[max - 1]) ? max - 1 : max; // not inside a pair
+  return `${text.slice(0, cut).toWellFormed()}... (${text.length - cut} more characters)`;
 }
 
 /** The one error type the service throws on purpose; transports map it via ERROR_CATALOG. */

@@ -330,6 +330,20 @@ describe('gRPC errors that quote long client input', () => {
     expect(badDtype.details.length).toBeLessThan(2100);
     expect((await call(g.client, 'ListModels', {}, deadline())).models).toHaveLength(1);
   });
+
+  // Cut inside a surrogate pair, the message made grpc-js's encodeURI throw: the process died.
+  it('shortens a long name of emoji on a character boundary, every RPC answering', async () => {
+    const deadline = () => ({ deadline: Date.now() + 5000 });
+    for (const model of ['x' + '\u{1F600}'.repeat(1200), '\u{1F600}'.repeat(1200)]) {
+      const err = await call(g.client, 'GetModel', { model }, deadline()).catch((e) => e);
+      expect(err.code).toBe(grpc.status.NOT_FOUND);
+      expect(err.details.isWellFormed()).toBe(true);
+      const stream = g.client.Generate({ model, classId: 1 }, deadline());
+      const { error } = await collect(stream);
+      expect(error?.code).toBe(grpc.status.NOT_FOUND);
+    }
+    expect((await call(g.client, 'ListModels', {}, deadline())).models).toHaveLength(1);
+  });
 });
 
 describe('gRPC requests whose bytes are not a protobuf message', () => {
