@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import multer from 'multer';
 import { ServiceError } from '../errors';
 import type { RowBudget } from '../inference/row-budget';
-import { duplicateKey } from './json-keys';
+import { jsonShapeProblem } from './json-keys';
 
 /** The media type of the request without parameters, lower case; '' when absent. */
 export function mediaTypeOf(req: Request): string {
@@ -138,6 +138,8 @@ function budgetRefusal(err: unknown, received: number, declared: number): unknow
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** Deepest nesting any request needs is 3 ({"latents": {"shape": [...]}}); the rest is room. */
+const MAX_JSON_DEPTH = 32;
 
 /**
  * JSON.parse with a 400 that quotes the parser (which names the position), and a 400 for a
@@ -157,7 +159,15 @@ export function parseJson(body: Buffer): unknown {
   } catch (err) {
     throw new ServiceError('invalid_request', `Malformed JSON: ${(err as Error).message}`);
   }
-  const twice = duplicateKey(text);
+  const problem = jsonShapeProblem(text, MAX_JSON_DEPTH);
+  if (problem?.tooDeep) {
+    throw new ServiceError(
+      'invalid_request',
+      `JSON nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep; no field needs that`,
+      { limit: MAX_JSON_DEPTH },
+    );
+  }
+  const twice = problem?.duplicateKey;
   if (twice !== undefined) {
     throw new ServiceError(
       'invalid_request',

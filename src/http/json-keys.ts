@@ -1,10 +1,20 @@
+/** What JSON.parse does not refuse but the API does. */
+export interface JsonShapeProblem {
+  /** The first key given twice in one object. */
+  duplicateKey?: string;
+  /** Set when objects and arrays nest deeper than allowed. */
+  tooDeep?: true;
+}
+
 /**
- * The first key given twice in one object of `text`, which must already be valid JSON (it has
- * passed JSON.parse), or undefined. JSON.parse keeps the last of duplicate keys silently; the
- * API refuses them instead, as it refuses a query parameter given twice. One pass, jumping
- * from quote to quote, so a 16 MB body of base64 strings costs a few milliseconds.
+ * Looks over `text`, which must already be valid JSON (it has passed JSON.parse). JSON.parse
+ * keeps the last of duplicate keys silently; the API refuses them instead, as it refuses a
+ * query parameter given twice. Deep nesting is refused too: no option nests, and code that
+ * walks a value recursively (JSON.stringify in a message) overflows the stack on thousands of
+ * levels. One pass, jumping from quote to quote, so a 16 MB body of base64 strings costs a few
+ * milliseconds.
  */
-export function duplicateKey(text: string): string | undefined {
+export function jsonShapeProblem(text: string, maxDepth: number): JsonShapeProblem | undefined {
   // one entry per open container: the keys seen so far for an object, null for an array
   const open: ({ keys: Set<string>; wantKey: boolean } | null)[] = [];
   for (let i = 0; i < text.length; i++) {
@@ -14,15 +24,14 @@ export function duplicateKey(text: string): string | undefined {
       const top = open[open.length - 1];
       if (top?.wantKey) {
         const key = JSON.parse(text.slice(i, end + 1)) as string;
-        if (top.keys.has(key)) return key;
+        if (top.keys.has(key)) return { duplicateKey: key };
         top.keys.add(key);
         top.wantKey = false;
       }
       i = end;
-    } else if (c === BRACE_OPEN) {
-      open.push({ keys: new Set(), wantKey: true });
-    } else if (c === BRACKET_OPEN) {
-      open.push(null);
+    } else if (c === BRACE_OPEN || c === BRACKET_OPEN) {
+      if (open.length >= maxDepth) return { tooDeep: true };
+      open.push(c === BRACE_OPEN ? { keys: new Set(), wantKey: true } : null);
     } else if (c === BRACE_CLOSE || c === BRACKET_CLOSE) {
       open.pop();
     } else if (c === COMMA) {
@@ -32,6 +41,9 @@ export function duplicateKey(text: string): string | undefined {
   }
   return undefined;
 }
+
+/** The first key given twice in one object of valid JSON `text`, or undefined. */
+export const duplicateKey = (text: string) => jsonShapeProblem(text, Infinity)?.duplicateKey;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -47,6 +47,23 @@ describe('POST /v1/models/{model}/generate', () => {
     expect([bom.status, bom.body.class]).toEqual([200, 7]);
   });
 
+  it('refuses JSON nested deeper than 32 levels with 400, wherever the nesting is', async () => {
+    const { app } = fakeApp();
+    const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+    for (const body of [`{"class": ${deep(6000)}}`, `{"class": 1, "x": ${deep(40)}}`]) {
+      const res = await request(app)
+        .post(GENERATE)
+        .set('Content-Type', 'application/json')
+        .send(body);
+      expect([res.status, res.body.code, res.body.limit]).toEqual([400, 'invalid_request', 32]);
+    }
+    const decode = await request(app)
+      .post('/v1/models/fake/decode')
+      .set('Content-Type', 'application/json')
+      .send(`{"latents": {"shape": ${deep(20000)}, "dtype": "float32", "data": ""}}`);
+    expect([decode.status, decode.body.code]).toEqual([400, 'invalid_request']);
+  });
+
   it('keeps a refusal small when it quotes huge client input (keys, many fields)', async () => {
     const { app } = fakeApp();
     const hugeKey = JSON.stringify({ class: 7, ['k'.repeat(1_000_000)]: 1 });
