@@ -61,7 +61,7 @@ export async function inspectContainer(
 
 function inspectJpeg(bytes: Buffer): ContainerReport {
   const { fault, partial } = scanCoverage(walkJpeg(bytes));
-  if (fault) throw new Error(`${fault} (the file ends early, or is damaged)`);
+  if (fault) throw new Error(fault);
   if (!partial) return { notes: [] };
   const note =
     `progressive JPEG stops before ${partial} is complete: decoded at the lower quality its ` +

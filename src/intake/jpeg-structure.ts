@@ -41,6 +41,8 @@ interface Scan {
 
 export interface JpegWalk {
   ending: Ending;
+  /** Set when the file has more than MAX_SCANS scans: the walk stopped there. */
+  tooManyScans?: true;
   sof: number;
   /** The frame size the first SOF states (0 x 0 when there is none). */
   width: number;
@@ -65,7 +67,20 @@ function skipEntropyCoded(bytes: Buffer, from: number): number {
   return bytes.length;
 }
 
+/** Far more than any encoder writes (libjpeg's progressive scripts use 10 or so); a file of
+ * thousands of empty scans costs the decoder seconds and is refused here. */
+export const MAX_SCANS = 1000;
+
+// Three steps of intake read one file's structure (sizes, coverage, EOI); walk it once.
+const walks = new WeakMap<Buffer, JpegWalk>();
+
 export function walkJpeg(bytes: Buffer): JpegWalk {
+  let walk = walks.get(bytes);
+  if (!walk) walks.set(bytes, (walk = walkOnce(bytes)));
+  return walk;
+}
+
+function walkOnce(bytes: Buffer): JpegWalk {
   const walk: JpegWalk = {
     ending: 'unknown',
     sof: -1,
@@ -94,6 +109,7 @@ export function walkJpeg(bytes: Buffer): JpegWalk {
         walk.components.push(bytes[pos + 8 + 3 * i]);
       }
     }
+    if (marker === SOS && walk.scans.length === MAX_SCANS) return { ...walk, tooManyScans: true };
     if (marker === SOS && length >= 3) {
       const count = bytes[pos + 2];
       const components: number[] = [];
@@ -134,6 +150,7 @@ export function repairMissingEoi(bytes: Buffer): { bytes: Buffer; repaired: bool
 }
 
 const PROGRESSIVE_SOF = new Set([0xc2, 0xca]);
+const EARLY = ' (the file ends early, or is damaged)';
 
 export interface ScanCoverage {
   /** Below the standard's floor: a component never scanned (sequential) or with no DC data. */
@@ -147,6 +164,7 @@ export interface ScanCoverage {
  * nor of a file whose segments could not be followed (the decoder names that fault better).
  */
 export function scanCoverage(walk: JpegWalk): ScanCoverage {
+  if (walk.tooManyScans) return { fault: `it has more than ${MAX_SCANS} scans` };
   if (walk.ending === 'unknown') return {};
   if (!DCT_SOF.has(walk.sof) || walk.components.length === 0) return {};
   const done = new Map(walk.components.map((id) => [id, new Uint8Array(64)]));
@@ -164,14 +182,14 @@ export function scanCoverage(walk: JpegWalk): ScanCoverage {
   for (const [index, id] of walk.components.entries()) {
     if (!touched.get(id)![0]) {
       const what = progressive ? 'no scan sends DC data for' : 'no scan codes';
-      return { fault: `${what} ${name(index, id)}` };
+      return { fault: `${what} ${name(index, id)}${EARLY}` };
     }
   }
   for (const [index, id] of walk.components.entries()) {
     const k = done.get(id)!.indexOf(0);
     if (k === -1) continue;
     const where = `coefficient ${k} of ${name(index, id)}`;
-    return progressive ? { partial: where } : { fault: `no scan completes ${where}` };
+    return progressive ? { partial: where } : { fault: `no scan completes ${where}${EARLY}` };
   }
   return {};
 }

@@ -230,6 +230,17 @@ describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
     }
   });
 
+  test('up to 1000 ancillary chunks pass; more are refused before decoding (libpng caps them too)', async () => {
+    const [signature, ihdr, ...rest] = pngChunks(png);
+    const text = pngChunk('tEXt', Buffer.from('k\0v'));
+    const withTexts = (n: number) =>
+      Buffer.concat([signature, ihdr, ...Array(n).fill(text), ...rest]);
+    const own = rest.filter((c) => /^[a-z]/.test(chunkType(c))).length; // pHYs, ...
+    await expect(atSize(withTexts(1000 - own), 40, 30)).resolves.toBeDefined();
+    const err = await rejection(() => atSize(withTexts(1001 - own), 40, 30));
+    expect(err.message).toMatch(/more than 1000 ancillary chunks/);
+  });
+
   test('one flipped byte in any chunk, ancillary ones too, is 422 naming the chunk', async () => {
     const withText = pngChunks(png);
     withText.splice(2, 0, pngChunk('tEXt', Buffer.from('Comment\0hello')));
@@ -305,6 +316,7 @@ describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
 // --- JPEG -------------------------------------------------------------------------------------
 
 describe('JPEG: the scans must reach every component', () => {
+  const EOI = Buffer.from([0xff, 0xd9]);
   const sosOffsets = (jpeg: Buffer) => {
     const found: number[] = [];
     for (let at = jpeg.indexOf(Buffer.from([0xff, 0xda])); at !== -1;) {
@@ -394,5 +406,17 @@ describe('JPEG: the scans must reach every component', () => {
       'JPEG variant not supported (Unsupported JPEG data precision 9); ' +
         'send baseline or progressive 8-bit JPEG',
     );
+  });
+
+  test('a file of more than 1000 scans is refused without being decoded', async () => {
+    const jpeg = await progressive(1);
+    const [first] = sosOffsets(jpeg);
+    const empty = Buffer.from([0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x3f, 0x00]);
+    const many = Buffer.concat([jpeg.subarray(0, first), ...Array(1001).fill(empty), EOI]);
+    const err = await rejection(() => atSize(many, 64, 48));
+    expect([err.code, err.message]).toEqual([
+      'corrupt_image',
+      'JPEG image is corrupt or truncated (structure): it has more than 1000 scans',
+    ]);
   });
 });
