@@ -1,5 +1,6 @@
 import { ServiceError } from '../errors';
 import type { ImageSpec, PreparedImage, ResizePolicy, Tensor } from '../types';
+import { cmykProfileProblem, cmykWarning, withoutIccProfile } from './cmyk';
 import { inspectContainer, statedSizes } from './container';
 import { decodeToRgb, readImageHeader, type ImageHeader } from './decoder';
 import { readExifOrientation } from './exif';
@@ -39,21 +40,6 @@ export interface PrepareImageOptions {
   timeoutSeconds?: number;
   /** Receives anomalies (odd EXIF, repaired JPEG) - the client sees them in warnings too. */
   log?: WarnLogger;
-}
-
-/**
- * Which profile a CMYK conversion used. libvips uses the embedded profile only when it is a
- * whole CMYK profile; a damaged one, or one for another colour space, is passed over for its
- * generic CMYK profile, so the warning checks the profile's header the same way.
- */
-function cmykWarning(icc: Buffer | undefined): string {
-  if (!icc) return 'CMYK image without an ICC profile converted to sRGB with a generic profile';
-  const whole = icc.length >= 128 && icc.readUInt32BE(0) === icc.length;
-  const signed = whole && icc.toString('latin1', 36, 40) === 'acsp';
-  const space = signed ? icc.toString('latin1', 16, 20).trim() : undefined;
-  if (space === 'CMYK') return 'CMYK image converted to sRGB with its embedded ICC profile';
-  const why = space ? `is for ${space}, not CMYK` : 'is damaged';
-  return `CMYK image converted to sRGB with a generic profile: its embedded ICC profile ${why}`;
 }
 
 /** Notes on EXIF orientation that could not be applied as written. */
@@ -117,13 +103,27 @@ export async function prepareImage(
     );
   }
   if (header.hasAlpha) warnings.push('transparent pixels composited onto white');
-  if (header.space === 'cmyk') warnings.push(cmykWarning(header.icc));
+  const cmyk = header.space === 'cmyk' && format === 'jpeg';
+  let iccProblem = cmyk && header.icc ? cmykProfileProblem(header.icc) : undefined;
+  if (iccProblem) body = withoutIccProfile(body);
 
-  const rgb = await decodeToRgb(body, header, spec, {
+  const decodeOptions = {
     resize: opts.resize ?? 'center-crop',
     maxPixels: opts.maxPixels,
     timeoutSeconds: opts.timeoutSeconds ?? 10,
-  });
+  } as const;
+  let rgb: Buffer;
+  try {
+    rgb = await decodeToRgb(body, header, spec, decodeOptions);
+  } catch (err) {
+    // lcms may still refuse a profile whose header and tag table look whole: use the generic one
+    const refusedProfile = err instanceof ServiceError && /VipsIcc/.test(err.message);
+    if (!(cmyk && header.icc && !iccProblem && refusedProfile)) throw err;
+    iccProblem = 'was refused by the colour engine';
+    body = withoutIccProfile(body);
+    rgb = await decodeToRgb(body, header, spec, decodeOptions);
+  }
+  if (header.space === 'cmyk') warnings.push(cmykWarning(header.icc, iccProblem));
   if (anomalies.length) opts.log?.warn({ format, anomalies }, 'image accepted with anomalies');
 
   return {

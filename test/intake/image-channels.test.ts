@@ -198,10 +198,22 @@ describeCases('CMYK and YCCK JPEGs (BC-06)', () => {
     expect(embedded.warnings).toEqual([
       'CMYK image converted to sRGB with its embedded ICC profile',
     ]);
+    /** The CMYK profile with `bytes` written at `at` (a header field or a tag-table entry). */
+    const patched = (at: number, bytes: Buffer | number[]) => {
+      const copy = Buffer.from(cmykIcc);
+      Buffer.from(bytes).copy(copy, at);
+      return copy;
+    };
+    const sizeMismatch = 'is damaged (its size field does not match its length)';
     const passedOver: Array<[Buffer, string]> = [
-      [Buffer.alloc(600, 0x41), 'is damaged'],
-      [cmykIcc.subarray(0, 400), 'is damaged'],
+      [Buffer.alloc(600, 0x41), sizeMismatch],
+      [cmykIcc.subarray(0, 400), sizeMismatch],
       [srgbIcc, 'is for RGB, not CMYK'],
+      // libvips failed the whole decode on this one ("ColorSpace mismatch"): now generic
+      [patched(20, Buffer.from('RGB ')), 'is damaged (connection space "RGB ")'],
+      [patched(128, [0, 0, 0, 0]), 'is damaged (tag table of 0 entries)'],
+      [patched(128, [0x7f, 0xff, 0xff, 0xff]), 'is damaged (tag table of 2147483647 entries)'],
+      [patched(8, [9]), 'is damaged (version 9)'],
     ];
     for (const [icc, why] of passedOver) {
       const image = await levels(withProfile(icc), 16, 16, 3);
