@@ -35,7 +35,7 @@ export function problemDocument(err: ServiceError, req: Request, requestId: stri
     status: err.httpStatus,
     detail: err.message,
     code: err.code,
-    instance: req.originalUrl.split('?')[0],
+    instance: clip(req.originalUrl.split('?')[0], MAX_DETAIL_STRING),
     requestId,
   };
 }
