@@ -55,7 +55,10 @@ export function inspectPng(bytes: Buffer): ContainerReport {
     if (index === 0) {
       if (type !== 'IHDR' || length < 8) throw new Error(`first chunk is ${type}, not IHDR`);
     }
-    if (type === 'IEND') break;
+    if (type === 'IEND') {
+      if (!seenData) throw new Error('it has no image data (no IDAT chunk before IEND)');
+      break;
+    }
     if (type === 'IDAT') seenData = true;
     if (type === 'acTL' && !seenData) animated = true;
     if (type === 'fcTL') {

@@ -221,6 +221,12 @@ describe('PNG: every chunk whole, every CRC right, up to IEND', () => {
     await expect(atSize(trailing, 40, 30)).resolves.toBeDefined();
   });
 
+  test('a PNG without image data (no IDAT) is 422 saying so', async () => {
+    const noData = Buffer.concat(pngChunks(png).filter((c) => chunkType(c) !== 'IDAT'));
+    const err = await rejection(() => atSize(noData, 40, 30));
+    expect(err.message).toMatch(/no image data \(no IDAT chunk before IEND\)/);
+  });
+
   test('a cut anywhere is 422, including the ones that only lose IEND', async () => {
     const cuts = [png.length - 1, png.length - 6, png.length - 12, png.length - 13, 40, 20];
     for (let cut = 33; cut < png.length; cut += 97) cuts.push(cut);
