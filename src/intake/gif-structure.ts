@@ -44,6 +44,25 @@ class GifReader {
     return { width, height };
   }
 
+  /**
+   * Skips extensions (and the stray zero bytes some encoders leave between blocks) up to the
+   * next image descriptor or the trailer; returns that introducer, consumed.
+   */
+  nextImageOrTrailer(): number {
+    for (;;) {
+      this.need(1, 'the block list (no trailer)');
+      const introducer = this.bytes[this.pos++];
+      if (introducer === IMAGE || introducer === TRAILER) return introducer;
+      if (introducer === 0) continue;
+      if (introducer !== EXTENSION) {
+        throw new Error(`unexpected byte 0x${introducer.toString(16)} at ${this.pos - 1}`);
+      }
+      this.need(1, 'an extension label');
+      this.pos++;
+      this.skipSubBlocks('an extension');
+    }
+  }
+
   /** Skips a chain of data sub-blocks up to its zero-length terminator. */
   skipSubBlocks(what: string): void {
     for (let block = this.subBlock(what); block; block = this.subBlock(what));
@@ -131,13 +150,6 @@ export class LzwPixelCounter {
   }
 }
 
-/** How many pixels an LZW stream codes (stops counting at `want`). */
-export function countLzwPixels(data: Buffer, minCodeSize: number, want: number): number {
-  const counter = new LzwPixelCounter(minCodeSize, want);
-  counter.feed(data);
-  return counter.count;
-}
-
 /** Frame data fed to the counter between two turns of the event loop (a few milliseconds). */
 const YIELD_BYTES = 512 * 1024;
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
@@ -150,20 +162,7 @@ export async function inspectGif(bytes: Buffer): Promise<ContainerReport> {
   const r = new GifReader(bytes, 6);
   r.screen();
   let frames = 0;
-  for (;;) {
-    r.need(1, 'the block list (no trailer)');
-    const introducer = bytes[r.pos++];
-    if (introducer === TRAILER) break;
-    if (introducer === 0) continue; // a stray block terminator, which some encoders write
-    if (introducer === EXTENSION) {
-      r.need(1, 'an extension label');
-      r.pos++;
-      r.skipSubBlocks('an extension');
-      continue;
-    }
-    if (introducer !== IMAGE) {
-      throw new Error(`unexpected byte 0x${introducer.toString(16)} at ${r.pos - 1}`);
-    }
+  while (r.nextImageOrTrailer() === IMAGE) {
     r.need(10, 'an image descriptor');
     const w = bytes.readUInt16LE(r.pos + 4);
     const h = bytes.readUInt16LE(r.pos + 6);
@@ -213,18 +212,12 @@ export function gifStatedSizes(bytes: Buffer): Array<[number, number]> {
     const r = new GifReader(bytes, 6);
     const { width, height } = r.screen();
     sizes.push([width, height]);
-    for (let introducer = bytes[r.pos]; introducer !== IMAGE; introducer = bytes[r.pos]) {
-      if (introducer === 0)
-        r.pos += 1; // a stray block terminator
-      else if (introducer === EXTENSION) {
-        r.pos += 2;
-        r.skipSubBlocks('an extension');
-      } else return sizes;
+    if (r.nextImageOrTrailer() === IMAGE) {
+      r.need(8, 'an image descriptor');
+      sizes.push([bytes.readUInt16LE(r.pos + 4), bytes.readUInt16LE(r.pos + 6)]);
     }
-    r.need(10, 'an image descriptor');
-    sizes.push([bytes.readUInt16LE(r.pos + 5), bytes.readUInt16LE(r.pos + 7)]);
   } catch {
-    // truncated: the walk reports it once the sizes found so far have been checked
+    // truncated or malformed: the walk reports it once the sizes found so far are checked
   }
   return sizes;
 }
