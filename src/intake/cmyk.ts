@@ -40,21 +40,6 @@ export function cmykProfileProblem(icc: Buffer): string | undefined {
   return input ? undefined : 'has no CMYK-to-PCS (A2B) table';
 }
 
-/** The JPEG without its APP2 ICC_PROFILE segments (everything else byte for byte). */
-export function withoutIccProfile(jpeg: Buffer): Buffer {
-  const kept: Buffer[] = [jpeg.subarray(0, 2)];
-  let pos = 2;
-  while (pos + 4 <= jpeg.length && jpeg[pos] === 0xff && jpeg[pos + 1] !== 0xda) {
-    const end = pos + 2 + jpeg.readUInt16BE(pos + 2);
-    const icc =
-      jpeg[pos + 1] === 0xe2 && jpeg.toString('latin1', pos + 4, pos + 16) === 'ICC_PROFILE\0';
-    if (!icc) kept.push(jpeg.subarray(pos, end));
-    pos = end;
-  }
-  kept.push(jpeg.subarray(pos));
-  return Buffer.concat(kept);
-}
-
 /** The warning for a CMYK image: which profile converted it, and why when not its own. */
 export function cmykWarning(icc: Buffer | undefined, problem: string | undefined): string {
   if (!icc) return 'CMYK image without an ICC profile converted to sRGB with a generic profile';

@@ -1,6 +1,6 @@
 import { ServiceError } from '../errors';
 import type { ImageSpec, PreparedImage, ResizePolicy, Tensor } from '../types';
-import { cmykProfileProblem, cmykWarning, withoutIccProfile } from './cmyk';
+import { cmykProfileProblem, cmykWarning } from './cmyk';
 import { inspectContainer, statedSizes } from './container';
 import { decodeToRgb, readImageHeader, type ImageHeader } from './decoder';
 import { readExifOrientation } from './exif';
@@ -10,7 +10,7 @@ import {
   DEFAULT_MAX_ASPECT_RATIO,
   DEFAULT_MIN_SIDE,
 } from './geometry';
-import { repairMissingEoi } from './jpeg-structure';
+import { repairMissingEoi, withoutIccProfile } from './jpeg-structure';
 import { rgbToTensor } from './pixels';
 import { sniffImageFormat } from './sniff';
 

@@ -22,6 +22,8 @@
 
 const EOI = Buffer.from([0xff, 0xd9]);
 const SOS = 0xda;
+const APP2 = 0xe2;
+const ICC_TAG = 'ICC_PROFILE\0';
 const SEQUENTIAL_SOF = new Set([0xc0, 0xc1]);
 /** DCT frames whose scans we can account for: sequential and progressive, Huffman or arithmetic. */
 const DCT_SOF = new Set([0xc0, 0xc1, 0xc2, 0xc9, 0xca]);
@@ -50,6 +52,8 @@ export interface JpegWalk {
   /** Component ids of the frame (from the first SOF). */
   components: number[];
   scans: Scan[];
+  /** [start, end) of each APP2 ICC_PROFILE segment, marker included. */
+  iccSegments: Array<[number, number]>;
 }
 
 /** Skips a scan's entropy-coded data: it runs until a marker other than FF 00 or RSTn. */
@@ -88,6 +92,7 @@ function walkOnce(bytes: Buffer): JpegWalk {
     height: 0,
     components: [],
     scans: [],
+    iccSegments: [],
   };
   if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return walk;
   let pos = 2;
@@ -108,6 +113,9 @@ function walkOnce(bytes: Buffer): JpegWalk {
       for (let i = 0; i < count && 8 + 3 * i < length; i++) {
         walk.components.push(bytes[pos + 8 + 3 * i]);
       }
+    }
+    if (marker === APP2 && bytes.toString('latin1', pos + 2, pos + 14) === ICC_TAG) {
+      walk.iccSegments.push([pos - 2, pos + length]);
     }
     if (marker === SOS && walk.scans.length === MAX_SCANS) return { ...walk, tooManyScans: true };
     if (marker === SOS && length >= 3) {
@@ -147,6 +155,17 @@ export function jpegEnding(bytes: Buffer): Ending {
 export function repairMissingEoi(bytes: Buffer): { bytes: Buffer; repaired: boolean } {
   if (jpegEnding(bytes) !== 'missing-eoi-repairable') return { bytes, repaired: false };
   return { bytes: Buffer.concat([bytes, EOI]), repaired: true };
+}
+
+/** The JPEG without its APP2 ICC_PROFILE segments (everything else byte for byte). */
+export function withoutIccProfile(bytes: Buffer): Buffer {
+  const kept: Buffer[] = [];
+  let from = 0;
+  for (const [start, end] of walkJpeg(bytes).iccSegments) {
+    kept.push(bytes.subarray(from, start));
+    from = end;
+  }
+  return Buffer.concat([...kept, bytes.subarray(from)]);
 }
 
 const PROGRESSIVE_SOF = new Set([0xc2, 0xca]);
