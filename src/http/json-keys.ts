@@ -42,9 +42,6 @@ export function jsonShapeProblem(text: string, maxDepth: number): JsonShapeProbl
   return undefined;
 }
 
-/** The first key given twice in one object of valid JSON `text`, or undefined. */
-export const duplicateKey = (text: string) => jsonShapeProblem(text, Infinity)?.duplicateKey;
-
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const BRACE_OPEN = 0x7b;

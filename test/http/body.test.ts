@@ -1,8 +1,10 @@
 import request from 'supertest';
-import { duplicateKey } from '../../src/http/json-keys';
+import { jsonShapeProblem } from '../../src/http/json-keys';
 import { fakeApp } from './helpers';
 
-describe('duplicateKey', () => {
+const duplicateKey = (text: string) => jsonShapeProblem(text, Infinity)?.duplicateKey;
+
+describe('jsonShapeProblem: duplicate keys', () => {
   it.each([
     ['{"class": 7, "class": 8}', 'class'],
     ['{"a": {"b": 1, "b": 2}}', 'b'],
